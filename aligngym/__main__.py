@@ -1,0 +1,5 @@
+"""``python -m aligngym`` runs the command-line interface."""
+
+from aligngym.runs.cli import main
+
+raise SystemExit(main())

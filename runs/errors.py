@@ -1,0 +1,7 @@
+"""The one exception the CLI turns into a single error line and exit code 2."""
+
+from __future__ import annotations
+
+
+class UsageError(ValueError):
+    """Bad user input (recipe, override, name, path): the message names the bad value and the valid choices."""
