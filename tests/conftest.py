@@ -17,6 +17,10 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# One intra-op thread: on a loaded 2-core machine torch's default threads make small models crawl.
+torch.set_num_threads(1)
 
 TINY_CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
