@@ -43,6 +43,54 @@ JOBS: dict[str, Job] = {
             "aligngym.agents.sb3_training:train_sb3",
             "train a stable-baselines3 algorithm (PPO, SAC, A2C, TD3) on any Gymnasium id",
         ),
+        Job(
+            "rest",
+            "aligngym.agents.rest:RestConfig",
+            "aligngym.agents.rest:train_rest",
+            "ReST self-improvement of a ReAct agent on aligngym/ReActQA-v0 (bootstrap SFT, generations, distillation)",
+        ),
+        Job(
+            "rarl",
+            "aligngym.agents.adversarial_training:RARLConfig",
+            "aligngym.agents.adversarial_training:train_adversarial",
+            "RARL: protagonist vs force adversary, alternating SB3 SAC/PPO learners",
+        ),
+        Job(
+            "qarl",
+            "aligngym.agents.adversarial_training:QARLConfig",
+            "aligngym.agents.adversarial_training:train_adversarial",
+            "QARL: RARL with a temperature-conditioned adversary and a self-paced temperature curriculum",
+        ),
+        Job(
+            "adversarial-baseline",
+            "aligngym.agents.adversarial_training:BaselineConfig",
+            "aligngym.agents.adversarial_training:train_adversarial",
+            "SAC on an adversarial game with no force or random forces (RARL/QARL baselines)",
+        ),
+        Job(
+            "sft",
+            "aligngym.alignment.jobs:SFTJobConfig",
+            "aligngym.alignment.jobs:run_sft",
+            "TRL SFT of a tiny or real LM on a text task with a known true reward; samples its pair pools",
+        ),
+        Job(
+            "dpo",
+            "aligngym.alignment.jobs:DPOJobConfig",
+            "aligngym.alignment.jobs:run_dpo",
+            "DPO (TRL sigmoid/robust/ipo or R3M/adaptive) on teacher-labelled pairs; true-reward evaluation",
+        ),
+        Job(
+            "reward-model",
+            "aligngym.alignment.jobs:RewardModelJobConfig",
+            "aligngym.alignment.jobs:run_reward_model",
+            "robust reward model (TRL RewardTrainer + bt/r3m/adaptive/...) on teacher-labelled text pairs",
+        ),
+        Job(
+            "reward-fit",
+            "aligngym.rewards.fitting:RewardFitJobConfig",
+            "aligngym.rewards.fitting:run_reward_fit_job",
+            "fit a reward net on an env's segment pairs with a chosen preference loss and noisy teacher",
+        ),
     )
 }
 

@@ -1,0 +1,421 @@
+"""Preference losses as functions of per-pair margins, shared by control reward nets and LLM trainers.
+
+A margin is ``m_i = r(w_i) - r(l_i)`` for the pair's labelled winner ``w_i``: segment returns of a
+reward net, DPO implicit rewards ``beta * (logratio(y_w) - logratio(y_l))`` or reward-model scores.
+Every loss here sees only margins (and optional soft labels), so one implementation serves both
+domains. Formulas: Bradley-Terry; R3M (arXiv 2406.15568, sparse outlier vector ``delta``); adaptive
+preference scaling (arXiv 2406.02764, per-pair temperature ``tau``); conservative label smoothing;
+TRL's ``robust`` (rDPO) loss. Per-pair variables (``delta``, ``tau``) are solved on detached margins
+inside the call (the papers' alternating optimisation), so a caller just backpropagates ``out.loss``.
+
+Example:
+    >>> import torch
+    >>> loss_fn = make_loss("r3m", lam=0.2)
+    >>> out = loss_fn(torch.tensor([2.0, -1.0]))
+    >>> out.per_pair.shape, float(out.diagnostics["flagged_fraction"])
+    (torch.Size([2]), 0.5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LOG2 = math.log(2.0)
+_HESSIAN_FLOOR = 1e-8  # spec's guard: Newton steps stay finite where the curvature vanishes
+
+
+@dataclass
+class LossOutput:
+    """A loss value with its per-pair terms and loss-specific diagnostics (detached)."""
+
+    loss: Tensor
+    per_pair: Tensor
+    diagnostics: dict[str, Tensor | float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pure functions (the formulas; used by the loss objects and by tests)
+
+
+def r3m_threshold(lam: float) -> float:
+    """R3M's margin threshold ``c = log(1/lam - 1)``: pairs with margin below ``c`` get ``delta > 0``."""
+    return math.log(1.0 / lam - 1.0)
+
+
+def r3m_delta(margins: Tensor, lam: float) -> Tensor:
+    """Closed-form R3M outlier step ``delta_i = max(log(1/lam - 1) - m_i, 0)`` on detached margins."""
+    return torch.clamp(r3m_threshold(lam) - margins.detach(), min=0.0)
+
+
+def r3m_clipped_logistic(margins: Tensor, lam: float) -> Tensor:
+    """R3M's per-pair loss with ``delta`` minimised out: logistic for ``m >= c``, slope ``lam`` below.
+
+    ``min_{delta >= 0} -log sigmoid(m + delta) + lam * delta``; its gradient magnitude is clipped at lam.
+    """
+    c = r3m_threshold(lam)
+    logistic = -F.logsigmoid(margins)
+    linear = -F.logsigmoid(torch.full_like(margins, c)) + lam * (c - margins)
+    return torch.where(margins >= c, logistic, linear)
+
+
+def adaptive_objective(margins: Tensor, tau: Tensor, rho0: float) -> Tensor:
+    """Adaptive-scaling per-pair objective ``-tau * log(2 sigmoid(m / tau)) + rho0 * tau``."""
+    # -log(2 sigmoid(x)) = softplus(-x) - log 2: one fused op fewer on the training path
+    return tau * (F.softplus(-margins / tau) + (rho0 - LOG2))
+
+
+@functools.lru_cache(maxsize=64)
+def adaptive_ratio(rho0: float) -> float:
+    """The ratio ``x* = |d| / tau`` at which the adaptive objective is stationary (inf if ``rho0 >= log 2``).
+
+    d/dtau [-tau log(2 sigmoid(d/tau)) + rho0 tau] = H(sigmoid(d/tau)) - log 2 + rho0, with H the binary
+    entropy: it depends on d/tau only, is even in it and falls from rho0 at 0 to rho0 - log 2 at
+    infinity. So for 0 < rho0 < log 2 there is one root x* (solved here once by bisection to double
+    precision) and the per-pair minimiser is ``clip(|d| / x*, tau0, tau_max)``.
+    """
+    if rho0 >= LOG2:
+        return math.inf
+
+    def excess(x: float) -> float:  # H(sigmoid(x)) - log 2 + rho0, written for x >= 0 without overflow
+        e = math.exp(-x)
+        return math.log1p(e) + x * e / (1.0 + e) - LOG2 + rho0
+
+    lo, hi = 0.0, 1.0
+    while excess(hi) > 0.0:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if excess(mid) > 0.0 else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def adaptive_tau(margins: Tensor, tau0: float, tau_max: float, rho0: float) -> Tensor:
+    """Exact per-pair temperature ``argmin_{tau in [tau0, tau_max]}`` of the adaptive objective.
+
+    ``tau = clip(|d| / x*(rho0), tau0, tau_max)`` on the detached margin d (see ``adaptive_ratio``):
+    ambiguous pairs (small |d|) get tau0, clear pairs tau_max, and every pair tau0 if rho0 >= log 2.
+    """
+    d = margins.detach()
+    d = d.float() if d.dtype in (torch.float16, torch.bfloat16) else d
+    return torch.clamp(d.abs() / adaptive_ratio(rho0), tau0, tau_max)
+
+
+def adaptive_tau_newton(margins: Tensor, tau0: float, tau_max: float, rho0: float, steps: int = 5) -> Tensor:
+    """The paper's / official code's per-pair projected Newton iteration (start ``tau = 1``).
+
+    grad = -log(2 s) + (1 - s) d / tau + rho0,  hess = max(d^2 / tau^3 s (1 - s), 1e-8),  s = sigmoid(d/tau).
+    Kept for reproducing the official code: it does NOT converge for every margin (the gradient is a
+    sigmoid-shaped function of tau and Newton oscillates, e.g. rho0 = 0.3, d = -1, tau_max = 3), which
+    is why the losses use the exact ``adaptive_tau`` by default.
+    """
+    d = margins.detach()
+    d = d.float() if d.dtype in (torch.float16, torch.bfloat16) else d
+    tau = torch.ones_like(d).clamp(tau0, tau_max)
+    for _ in range(steps):
+        x = d / tau
+        grad = -(F.logsigmoid(x) + LOG2) + torch.sigmoid(-x) * x + rho0
+        hess = torch.clamp(x * x / tau * torch.sigmoid(x) * torch.sigmoid(-x), min=_HESSIAN_FLOOR)
+        tau = torch.clamp(tau - grad / hess, tau0, tau_max)
+    return tau
+
+
+def adaptive_quadratic_tau(
+    margins: Tensor, tau0: float, tau_max: float, rho0: float, steps: int = 8
+) -> Tensor:
+    """Per-pair temperature of the quadratic variant ``-tau log sigmoid(m/tau) + rho0 tau^2 - log2 tau``.
+
+    Stationary point ``tau = (p log p + (1-p) log(1-p) + log 2) / (2 rho0)``, ``p = sigmoid(m/tau)``
+    (implicit in tau). Solved by safeguarded Newton: the derivative is increasing in tau (curvature
+    ``d^2/tau^3 s(1-s) + 2 rho0 > 0``), so a bracket [lo, hi] is kept and a Newton step that leaves it
+    is replaced by bisection; bound optima are detected first. The root lies below log(2) / (2 rho0).
+    """
+    d = margins.detach()
+    d = d.float() if d.dtype in (torch.float16, torch.bfloat16) else d
+
+    def grad_hess(tau: Tensor) -> tuple[Tensor, Tensor]:
+        x = d / tau
+        # d/dtau of -tau log sigmoid(d/tau) is the binary entropy H(sigmoid(d/tau))
+        grad = -(F.logsigmoid(x) + LOG2) + torch.sigmoid(-x) * x + 2.0 * rho0 * tau
+        hess = x * x / tau * torch.sigmoid(x) * torch.sigmoid(-x) + 2.0 * rho0
+        return grad, hess
+
+    upper = min(tau_max, max(tau0, LOG2 / (2.0 * rho0)))
+    lo = torch.full_like(d, tau0)
+    hi = torch.full_like(d, upper)
+    at_lo = grad_hess(lo)[0] >= 0.0
+    at_hi = grad_hess(hi)[0] <= 0.0
+    tau = torch.full_like(d, min(max(1.0, tau0), upper))
+    for _ in range(steps):
+        grad, hess = grad_hess(tau)
+        lo = torch.where(grad < 0.0, tau, lo)
+        hi = torch.where(grad > 0.0, tau, hi)
+        newton = tau - grad / hess
+        tau = torch.where((newton >= lo) & (newton <= hi), newton, 0.5 * (lo + hi))
+    return torch.where(at_lo, lo.new_full((), tau0), torch.where(at_hi, hi.new_full((), upper), tau))
+
+
+def adaptive_quadratic_objective(margins: Tensor, tau: Tensor, rho0: float) -> Tensor:
+    """Quadratic-variant per-pair objective ``-tau log sigmoid(m/tau) + rho0 tau^2 - log(2) tau``."""
+    return -tau * F.logsigmoid(margins / tau) + rho0 * tau * tau - LOG2 * tau
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loss objects
+
+
+@dataclass(frozen=True)
+class PreferenceLoss:
+    """Base class: a callable ``loss_fn(margins, soft_labels=None) -> LossOutput``.
+
+    ``soft_labels[i]`` is the probability that the FIRST item (whose reward enters the margin with
+    a plus sign) is preferred: 1 = first preferred, 0 = second, 0.5 = equal. A soft label ``y``
+    mixes the two directions, ``y * f(m) + (1 - y) * f(-m)``, which for Bradley-Terry is the usual
+    cross-entropy; per-pair variables are solved per direction.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __call__(self, margins: Tensor, soft_labels: Tensor | None = None) -> LossOutput:
+        if margins.dim() != 1:
+            raise ValueError(f"margins must be a 1-D tensor [n], got shape {tuple(margins.shape)}")
+        m = margins.float() if margins.dtype in (torch.float16, torch.bfloat16) else margins
+        if soft_labels is None:
+            per_pair, per_pair_diag = self._terms(m)
+            hard = None  # every label is hard
+        else:
+            y = self._check_labels(soft_labels, m)
+            fwd, fwd_diag = self._terms(m)
+            bwd, bwd_diag = self._terms(-m)
+            per_pair = y * fwd + (1.0 - y) * bwd
+            per_pair_diag = {k: y * fwd_diag[k] + (1.0 - y) * bwd_diag[k] for k in fwd_diag}
+            hard = (y == 0.0) | (y == 1.0)
+        diagnostics: dict[str, Tensor | float] = {k: v.detach() for k, v in per_pair_diag.items()}
+        diagnostics.update(self._summaries(diagnostics, hard))
+        return LossOutput(loss=per_pair.mean(), per_pair=per_pair, diagnostics=diagnostics)
+
+    def _terms(self, margins: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Per-pair loss for 'first item preferred' and per-pair diagnostics (tensors of shape [n])."""
+        raise NotImplementedError
+
+    def _summaries(self, per_pair_diag: dict[str, Tensor | float], hard: Tensor | None) -> dict[str, Tensor]:
+        """Batch-level diagnostics; ``hard`` marks pairs with a 0/1 label (None: all of them)."""
+        return {}
+
+    @staticmethod
+    def _check_labels(soft_labels: Tensor, margins: Tensor) -> Tensor:
+        if soft_labels.shape != margins.shape:
+            raise ValueError(
+                f"soft_labels shape {tuple(soft_labels.shape)} must match margins {tuple(margins.shape)}"
+            )
+        y = soft_labels.to(device=margins.device, dtype=margins.dtype)
+        if bool(((y < 0.0) | (y > 1.0)).any()):
+            raise ValueError("soft_labels must lie in [0, 1] (1 = first preferred, 0.5 = equal)")
+        return y
+
+
+def _check_range(loss: str, param: str, value: float, low: float, high: float, closed: str = "") -> None:
+    """Raise one ValueError naming the parameter, its value and the valid range.
+
+    ``closed`` holds "[" and/or "]" for a closed lower / upper end (open by default).
+    """
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+    ok_low = numeric and (value >= low if "[" in closed else value > low)
+    ok_high = numeric and (value <= high if "]" in closed else value < high)
+    if not (ok_low and ok_high):
+        left = "[" if "[" in closed else "("
+        right = "]" if "]" in closed else ")"
+        raise ValueError(
+            f"loss {loss!r}: {param}={value!r} is outside the valid range {left}{low}, {high}{right}"
+        )
+
+
+@dataclass(frozen=True)
+class BradleyTerryLoss(PreferenceLoss):
+    """Bradley-Terry: ``-log sigmoid(m)`` (TRL's ``sigmoid`` DPO loss when m is the DPO margin)."""
+
+    name: ClassVar[str] = "bt"
+
+    def _terms(self, margins: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        return -F.logsigmoid(margins), {}
+
+
+@dataclass(frozen=True)
+class R3MLoss(PreferenceLoss):
+    """R3M: ``-log sigmoid(m + delta) + lam |delta|`` with the closed-form ``delta`` on detached margins.
+
+    ``delta_i > 0`` flags pair i as a suspected outlier. As ``lam -> 1`` it becomes Bradley-Terry.
+    """
+
+    name: ClassVar[str] = "r3m"
+    lam: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_range(self.name, "lam", self.lam, 0.0, 1.0, "")
+
+    def _terms(self, margins: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        delta = r3m_delta(margins, self.lam)
+        per_pair = -F.logsigmoid(margins + delta) + self.lam * delta
+        return per_pair, {"delta": delta}
+
+    def _summaries(self, diag: dict[str, Tensor | float], hard: Tensor | None) -> dict[str, Tensor]:
+        flagged = diag["delta"] > 0
+        if hard is None:
+            return {"flagged": flagged, "flagged_fraction": flagged.float().mean()}
+        flagged = flagged & hard
+        return {"flagged": flagged, "flagged_fraction": flagged.sum() / hard.sum().clamp(min=1)}
+
+
+def _tau_summaries(tau: Tensor, tau0: float, tau_max: float) -> dict[str, Tensor]:
+    return {
+        "tau_mean": tau.mean(),
+        "tau_at_min": (tau <= tau0 * (1 + 1e-6)).float().mean(),
+        "tau_at_max": (tau >= tau_max * (1 - 1e-6)).float().mean(),
+    }
+
+
+@dataclass(frozen=True)
+class AdaptiveLoss(PreferenceLoss):
+    """Adaptive preference scaling: ``-tau log(2 sigmoid(m/tau)) + rho0 tau``, tau in [tau0, tau_max].
+
+    tau is the exact per-pair minimiser on the detached margin (``solver="exact"``), or the official
+    code's ``newton_steps`` projected Newton steps (``solver="newton"``, which can miss the minimum).
+    """
+
+    name: ClassVar[str] = "adaptive"
+    SOLVERS: ClassVar[tuple[str, ...]] = ("exact", "newton")
+    tau0: float = 0.1
+    tau_max: float = 1.0
+    rho0: float = 0.1
+    newton_steps: int = 5
+    solver: str = "exact"
+
+    def __post_init__(self) -> None:
+        _check_range(self.name, "tau0", self.tau0, 0.0, math.inf, "")
+        _check_range(self.name, "tau_max", self.tau_max, self.tau0, math.inf, "[")
+        _check_range(self.name, "rho0", self.rho0, 0.0, math.inf, "")
+        _check_steps(self.name, self.newton_steps)
+        if self.solver not in self.SOLVERS:
+            raise ValueError(
+                f"loss {self.name!r}: unknown solver {self.solver!r}; valid: {', '.join(self.SOLVERS)}"
+            )
+
+    def _terms(self, margins: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        if self.solver == "exact":
+            tau = adaptive_tau(margins, self.tau0, self.tau_max, self.rho0)
+        else:
+            tau = adaptive_tau_newton(margins, self.tau0, self.tau_max, self.rho0, self.newton_steps)
+        tau = tau.to(margins.dtype)
+        return adaptive_objective(margins, tau, self.rho0), {"tau": tau}
+
+    def _summaries(self, diag: dict[str, Tensor | float], hard: Tensor | None) -> dict[str, Tensor]:
+        return _tau_summaries(diag["tau"], self.tau0, self.tau_max)
+
+
+@dataclass(frozen=True)
+class AdaptiveQuadraticLoss(PreferenceLoss):
+    """Quadratic adaptive scaling: ``-tau log sigmoid(m/tau) + rho0 tau^2 - log(2) tau``, tau >= tau0.
+
+    ``tau_max`` defaults to infinity (the paper's variant has only the lower bound).
+    """
+
+    name: ClassVar[str] = "adaptive_quadratic"
+    tau0: float = 0.1
+    tau_max: float = math.inf
+    rho0: float = 0.1
+    newton_steps: int = 8
+
+    def __post_init__(self) -> None:
+        _check_range(self.name, "tau0", self.tau0, 0.0, math.inf, "")
+        _check_range(self.name, "tau_max", self.tau_max, self.tau0, math.inf, "[]")
+        _check_range(self.name, "rho0", self.rho0, 0.0, math.inf, "")
+        _check_steps(self.name, self.newton_steps)
+
+    def _terms(self, margins: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        tau = adaptive_quadratic_tau(margins, self.tau0, self.tau_max, self.rho0, self.newton_steps)
+        tau = tau.to(margins.dtype)
+        return adaptive_quadratic_objective(margins, tau, self.rho0), {"tau": tau}
+
+    def _summaries(self, diag: dict[str, Tensor | float], hard: Tensor | None) -> dict[str, Tensor]:
+        return _tau_summaries(diag["tau"], self.tau0, self.tau_max)
+
+
+@dataclass(frozen=True)
+class LabelSmoothingLoss(PreferenceLoss):
+    """Conservative Bradley-Terry: ``-(1 - eps) log sigmoid(m) - eps log sigmoid(-m)``."""
+
+    name: ClassVar[str] = "smoothing"
+    eps: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check_range(self.name, "eps", self.eps, 0.0, 0.5, "[")
+
+    def _terms(self, margins: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        return -(1.0 - self.eps) * F.logsigmoid(margins) - self.eps * F.logsigmoid(-margins), {}
+
+
+@dataclass(frozen=True)
+class RobustLoss(PreferenceLoss):
+    """TRL's ``robust`` (rDPO) loss with assumed flip rate eps, unbiased under random label flips.
+
+    ``((1 - eps) (-log sigmoid(m)) - eps (-log sigmoid(-m))) / (1 - 2 eps)`` (TRL 1.16 DPOTrainer).
+    """
+
+    name: ClassVar[str] = "robust"
+    eps: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check_range(self.name, "eps", self.eps, 0.0, 0.5, "[")
+
+    def _terms(self, margins: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        clean = -(1.0 - self.eps) * F.logsigmoid(margins)
+        flipped = -self.eps * F.logsigmoid(-margins)
+        return (clean - flipped) / (1.0 - 2.0 * self.eps), {}
+
+
+def _check_steps(loss: str, steps: int) -> None:
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"loss {loss!r}: newton_steps={steps!r} must be an integer >= 1")
+
+
+LOSSES: dict[str, type[PreferenceLoss]] = {
+    cls.name: cls
+    for cls in (
+        BradleyTerryLoss,
+        R3MLoss,
+        AdaptiveLoss,
+        AdaptiveQuadraticLoss,
+        LabelSmoothingLoss,
+        RobustLoss,
+    )
+}
+
+
+def loss_params(name: str) -> tuple[str, ...]:
+    """The parameter names that ``make_loss(name, ...)`` accepts."""
+    return tuple(f.name for f in dataclasses.fields(_loss_class(name)))
+
+
+def _loss_class(name: str) -> type[PreferenceLoss]:
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(sorted(LOSSES))}")
+    return LOSSES[name]
+
+
+def make_loss(name: str, **params: float) -> PreferenceLoss:
+    """Build a registered loss; unknown names, unknown parameters or out-of-range values raise ValueError."""
+    cls = _loss_class(name)
+    valid = loss_params(name)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"loss {name!r} has no parameter(s) {', '.join(unknown)}; valid: {', '.join(valid) or '(none)'}"
+        )
+    return cls(**params)
