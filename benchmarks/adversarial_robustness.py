@@ -1,0 +1,139 @@
+"""SAC vs RARL vs QARL (and optionally SAC vs random forces): robustness of the trained protagonists.
+
+Each (method, seed) cell runs the built-in recipe ``<method>-<task>`` through ``aligngym train``'s code
+path (run folders under ``--runs``), which trains and then evaluates: nominal return, return against the
+training adversary, against a fresh worst-case adversary, and the mass x friction grid. Cells run through
+the project's sweep runner (``aligngym.runs.sweep``): a process pool, one JSONL row per finished cell, so
+a killed benchmark re-run with the same ``--runs`` folder skips finished cells. The table gives mean and
+standard deviation over seeds; the heatmaps show each method's grid averaged over seeds.
+
+    nice -n 10 python benchmarks/adversarial_robustness.py --seeds 3 --workers 2
+    python benchmarks/adversarial_robustness.py --seeds 1 --methods sac qarl --set iterations=2 --runs /tmp/quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+RECIPES = {"sac": "sac-{task}", "random": "sac-random-{task}", "rarl": "rarl-{task}", "qarl": "qarl-{task}"}
+METRICS = ("nominal_return", "vs_adversary_return", "vs_worst_case_return", "grid_mean", "grid_worst")
+
+
+def run_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
+    """Sweep cell function: train + evaluate one (method, seed) recipe; return its summary and run folder."""
+    from aligngym.runs.training import run_recipe
+
+    config = cell["config"]
+    overrides = [f"seed={cell['seed']}", *config["overrides"]]
+    run_dir, summary = run_recipe(config["recipe"], overrides, out=config["runs"])
+    return {**{k: v for k, v in summary.items() if isinstance(v, (int, float, str))}, "run_dir": str(run_dir)}
+
+
+def averaged_grid(rows: list[dict[str, Any]]) -> Any:
+    """The GridResult of a method with each cell averaged over its seeds."""
+    from aligngym.envs.perturbations import GridResult
+
+    grids = [json.loads((Path(r["run_dir"]) / "robustness.json").read_text())["grid"] for r in rows]
+    first = grids[0]
+    returns = np.mean([g["returns"] for g in grids], axis=0)
+    stds = np.std([g["returns"] for g in grids], axis=0)
+    return GridResult(first["task"], first["body"], first["nominal_mass"], first["masses"], first["frictions"],
+                      returns, stds, first["episodes"], first["seed"])
+
+
+def heatmap_title(method: str, grid: Any, seeds: int) -> str:
+    return f"{method}, {seeds} seeds: mean {grid.mean:.0f}, worst {grid.worst:.0f}"
+
+
+def report(rows: list[dict[str, Any]], methods: list[str], task: str, command: str, out: Path, wall_s: float) -> str:
+    from aligngym.envs.perturbations import plot_heatmap
+
+    by_method = {m: [r for r in rows if r["method"] == m] for m in methods}
+    lines = [
+        f"# Robustness of SAC, RARL and QARL protagonists on {task}",
+        "",
+        f"Command: `{command}`",
+        "",
+        (
+            f"{platform.machine()}, shared 2-core CPU, wall {wall_s / 60:.1f} min for the cells run in this "
+            "invocation. Mean +- std over seeds; every run evaluated after training "
+            "(recipes in runs/recipes/; returns are undiscounted episode returns)."
+        ),
+        "",
+        (
+            "| method | seeds | protagonist steps | nominal | vs training adversary | vs fresh worst-case adversary "
+            "| grid mean | grid worst cell | grid mean vs SAC |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    sac_grid = np.mean([r["grid_mean"] for r in by_method.get("sac", [])]) if by_method.get("sac") else None
+    for method, method_rows in by_method.items():
+        if not method_rows:
+            continue
+        cells = []
+        for metric in METRICS:
+            values = [r[metric] for r in method_rows if metric in r]
+            cells.append(f"{np.mean(values):.1f} +- {np.std(values):.1f}" if values else "-")
+        grid_mean = np.mean([r["grid_mean"] for r in method_rows])
+        relative = f"{100 * (grid_mean / sac_grid - 1):+.1f}%" if sac_grid else "-"
+        steps = int(np.mean([r["protagonist_timesteps"] for r in method_rows]))
+        lines.append(f"| {method} | {len(method_rows)} | {steps} | " + " | ".join(cells) + f" | {relative} |")
+        grid = averaged_grid(method_rows)
+        plot_heatmap(grid, out / f"adversarial_heatmap_{method}.png", title=heatmap_title(method, grid, len(method_rows)))
+    lines += ["", "Per run:", "", "| method | seed | " + " | ".join(METRICS) + " | final alpha mean | run folder |",
+              "| --- | ---: |" + " ---: |" * (len(METRICS) + 1) + " --- |"]
+    for row in rows:
+        values = " | ".join(f"{row[m]:.1f}" if m in row else "-" for m in METRICS)
+        alpha = f"{row['final_alpha_mean']:.4f}" if "final_alpha_mean" in row else "-"
+        lines.append(f"| {row['method']} | {row['seed']} | {values} | {alpha} | {Path(row['run_dir']).name} |")
+    lines += ["", "Heatmaps (grid averaged over seeds): " + ", ".join(
+        f"adversarial_heatmap_{m}.png" for m in methods if by_method.get(m))]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from aligngym.files import atomic_write_json, atomic_write_text
+    from aligngym.runs.sweep import run_sweep
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe override for every method (repeatable), e.g. --set iterations=40")
+    parser.add_argument("--task", default="invertedpendulum", help="recipe suffix: invertedpendulum, hopper, ...")
+    parser.add_argument("--methods", nargs="+", default=["qarl", "rarl", "sac"], choices=sorted(RECIPES))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--runs", type=Path, default=Path("results/adversarial-robustness"),
+                        help="run folders and the sweep's results.jsonl (re-use it to resume)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    sys.path.insert(0, str(Path(__file__).parent))  # spawned workers import this file as a module
+    cells = [
+        {"domain": "control", "env": args.task, "method": method, "noise": None, "rate": None, "seed": seed,
+         "config": {"recipe": RECIPES[method].format(task=args.task), "overrides": args.overrides,
+                    "runs": str(args.runs)}}
+        for method in args.methods for seed in range(args.seeds)
+    ]
+    start = time.perf_counter()
+    rows = run_sweep(cells, "adversarial_robustness:run_cell", args.runs, workers=args.workers)
+    command = "python benchmarks/adversarial_robustness.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    text = report(rows, args.methods, args.task, command.strip(), args.out, time.perf_counter() - start)
+    atomic_write_text(args.out / "adversarial_robustness.md", text)
+    atomic_write_json(args.out / "adversarial_robustness.json", rows)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
