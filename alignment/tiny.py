@@ -37,16 +37,16 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTrain
 
 def tiny_llama_config(vocab_size: int, hidden_size: int = 128, layers: int = 4, heads: int = 4, **overrides) -> LlamaConfig:
     """About 1M parameters at the defaults (vocab 512): 3 TRL steps take well under a second on CPU."""
-    values = dict(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        intermediate_size=4 * hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-    )
+    values = {
+        "vocab_size": vocab_size,
+        "hidden_size": hidden_size,
+        "intermediate_size": 4 * hidden_size,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": heads,
+        "max_position_embeddings": 256,
+        "tie_word_embeddings": True,
+    }
     values.update(overrides)
     return LlamaConfig(**values)
 
