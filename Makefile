@@ -30,6 +30,11 @@ test-slow: setup
 test-gpu: setup
 	$(PYTEST_ENV) $(BIN)/pytest -m gpu
 
+# The README's first command: the reward-robustness demo (about 3 minutes on 2 idle cores), ending with
+# the table and the plot's path. Re-running resumes into the same folder; delete it for fresh numbers.
+demo: setup
+	$(BIN)/aligngym bench reward-robustness --recipe demo
+
 test-all: setup
 	$(PYTEST_ENV) $(BIN)/pytest
 

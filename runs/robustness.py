@@ -1,0 +1,385 @@
+"""The reward-learning robustness benchmark: methods x noise models x levels x envs x seeds.
+
+A control cell (``control_cell``) measures one loss under one teacher in two ways:
+
+1. *Reward learning on fixed pairs* (the quick, sharp part): segments from diverse rollouts (a uniform
+   random policy and open-loop periodic "gait" policies, all seeded) are paired, split honestly into
+   train / test (disjoint segments), training pairs are labelled by the noisy teacher, test pairs by the
+   oracle; a 2x64 reward MLP is fitted for a fixed number of epochs (equal for every method) and scored
+   on the clean test pairs: accuracy, accuracy on the quarter with the smallest true gap, Spearman of
+   learned vs true segment returns, and for R3M the precision / recall of its flagged outliers.
+2. *Preference-based RL* (``aligngym.rewards.preference_rl``): PPO on the learned reward with online
+   queries, scored by the TRUE return of the final policy, normalised as
+   ``(R - R_random) / (R_true_RL - R_random)`` with the references of the same seed, and by the
+   clean held-out accuracy of its reward net.
+
+The references (random policy and the same RL algorithm on the true reward, same budget) are cells of
+their own, run first and recorded in ``references.jsonl``. A text cell hands the same (method, noise,
+level, seed) to ``aligngym.alignment.robustness.run_text_cell`` (DPO variants on a text task).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from aligngym.runs.errors import UsageError
+from aligngym.runs.recipes import build_dataclass, parse_override, set_dotted
+
+log = logging.getLogger(__name__)
+
+BENCH_RECIPE_DIR = Path(__file__).parent / "recipes" / "bench"
+REFERENCES_FILE = "references.jsonl"
+REFERENCE_METHOD = "true-reward"
+CONTROL_CELL = "aligngym.runs.robustness:control_cell"
+REFERENCE_CELL = "aligngym.runs.robustness:reference_cell"
+TEXT_CELL = "aligngym.runs.robustness:text_cell"
+RESULT_KEYS = ("normalized_return", "true_return", "clean_accuracy", "outlier_precision", "outlier_recall",
+               "flagged_fraction")
+
+
+@dataclass
+class MethodSpec:
+    """A method of the grid: a row label and the loss (control) it uses with its parameters."""
+
+    name: str
+    loss: str = ""
+    """A name of ``aligngym.rewards.losses.LOSSES``; empty = ``name``. (Text cells map ``name`` themselves.)"""
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.loss = self.loss or self.name
+
+
+@dataclass
+class NoiseSpec:
+    """A teacher of ``aligngym.rewards.teachers`` and the levels of its noise parameter to sweep."""
+
+    teacher: str
+    levels: list[float]
+    """Values of the teacher's parameter (mistake: eps; stochastic: beta; myopic: gamma; irrational: p)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Extra Teacher fields, fixed for every level (e.g. ``batch_size`` of the irrational teacher)."""
+
+
+@dataclass
+class FixedPairsConfig:
+    """Phase 1 of a control cell: reward learning on a fixed set of pairs from diverse rollouts."""
+
+    segment_length: int = 25
+    segments_per_policy: int = 150
+    gait_policies: int = 8
+    """Open-loop periodic policies (random amplitude, frequency, phase, bias per seed) besides random."""
+    n_train: int = 1000
+    n_test: int = 500
+    test_fraction: float = 0.3
+    epochs: int = 30
+    """Equal for every method; no early stopping (clean validation labels are not available in practice)."""
+    batch_size: int = 64
+    lr: float = 1e-3
+    hidden: tuple[int, ...] = (64, 64)
+
+    def __post_init__(self) -> None:
+        for name in ("segment_length", "segments_per_policy", "n_train", "n_test", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"pairs.{name}={getattr(self, name)!r} must be >= 1")
+        if self.gait_policies < 0:
+            raise ValueError(f"pairs.gait_policies={self.gait_policies} must be >= 0")
+
+
+@dataclass
+class TextConfig:
+    """The text domain: tasks (the ``env`` column) and the budget passed to ``run_text_cell``."""
+
+    tasks: list[str] = field(default_factory=lambda: ["sentiment"])
+    budget: dict[str, Any] = field(default_factory=dict)
+
+
+def _preference_rl_config() -> type:
+    from aligngym.rewards.preference_rl import PreferenceRLConfig
+
+    return PreferenceRLConfig
+
+
+@dataclass
+class BenchRecipe:
+    """A reward-robustness benchmark: the grid and the budget of each cell."""
+
+    name: str
+    description: str = ""
+    domain: Literal["control", "text"] = "control"
+    envs: list[str] = field(default_factory=lambda: ["HalfCheetah-v5"])
+    methods: list[MethodSpec] = field(default_factory=list)
+    noises: list[NoiseSpec] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    pairs: FixedPairsConfig | None = field(default_factory=FixedPairsConfig)
+    """Phase 1 (fixed pairs); null to skip."""
+    rl: dict[str, Any] | None = None
+    """Phase 2: fields of ``PreferenceRLConfig`` (env_id and loss are set per cell); null to skip."""
+    text: TextConfig = field(default_factory=TextConfig)
+
+    def __post_init__(self) -> None:
+        if not self.methods or not self.noises or not self.seeds:
+            raise ValueError("a bench recipe needs at least one method, one noise and one seed")
+        if len({m.name for m in self.methods}) != len(self.methods):
+            raise ValueError("method names must be unique")
+        if self.domain == "control":
+            if self.pairs is None and self.rl is None:
+                raise ValueError("a control recipe needs 'pairs', 'rl' or both")
+            from aligngym.rewards.losses import make_loss
+
+            for method in self.methods:
+                make_loss(method.loss, **method.params)  # unknown loss / parameter fails now
+            if self.rl is not None:
+                for env in self.envs:
+                    self.rl_config(env, self.methods[0])
+        from aligngym.rewards.teachers import make_teacher
+
+        for noise in self.noises:
+            for level in noise.levels:
+                make_teacher(noise.teacher, level, **noise.params)
+
+    def rl_config(self, env: str, method: MethodSpec) -> Any:
+        """The ``PreferenceRLConfig`` of a cell (for the reference cell: the method's loss is irrelevant)."""
+        values = {**(self.rl or {}), "env_id": env, "loss": method.loss, "loss_params": dict(method.params)}
+        return build_dataclass(_preference_rl_config(), values, prefix="rl.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def builtin_bench_recipes() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(BENCH_RECIPE_DIR.glob("*.yaml"))}
+
+
+def load_bench_recipe(recipe: str, overrides: list[str] | tuple[str, ...] = (), domain: str | None = None) -> BenchRecipe:
+    """A bench recipe by built-in name (demo, extended, paper) or YAML path, with ``key=value`` overrides."""
+    import yaml
+
+    path = Path(recipe)
+    builtins = builtin_bench_recipes()
+    if not path.is_file():
+        if recipe not in builtins:
+            raise UsageError(f"bench recipe {recipe!r} is neither a file nor built-in; built-in: {', '.join(builtins)}")
+        path = builtins[recipe]
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UsageError(f"bench recipe {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"bench recipe {str(path)!r} must be a mapping of BenchRecipe fields")
+    for item in overrides:
+        key, value = parse_override(item)
+        set_dotted(raw, key, value)
+    if domain is not None:
+        raw["domain"] = domain
+    raw.setdefault("name", path.stem)
+    return build_dataclass(BenchRecipe, raw, prefix="")
+
+
+# ------------------------------------------------------------------------------------------------
+# The grid
+
+
+def reference_cells(recipe: BenchRecipe) -> list[dict[str, Any]]:
+    """One reference cell per (env, seed) when the recipe has an RL phase: random and true-reward returns."""
+    if recipe.domain != "control" or recipe.rl is None:
+        return []
+    return [
+        {"domain": "control", "env": env, "method": REFERENCE_METHOD, "noise": "none", "rate": 0.0, "seed": seed,
+         "config": {"rl": dataclasses.asdict(recipe.rl_config(env, recipe.methods[0]))}}
+        for env in recipe.envs for seed in recipe.seeds
+    ]
+
+
+def grid_cells(recipe: BenchRecipe, references: dict[tuple[str, int], dict[str, float]] | None = None) -> list[dict]:
+    """Every (env, noise, level, method, seed) cell with the full description of what it runs."""
+    cells = []
+    envs = recipe.text.tasks if recipe.domain == "text" else recipe.envs
+    for env in envs:
+        for noise in recipe.noises:
+            for level in noise.levels:
+                for method in recipe.methods:
+                    for seed in recipe.seeds:
+                        config: dict[str, Any] = {"teacher": noise.teacher, "teacher_params": dict(noise.params)}
+                        if recipe.domain == "text":
+                            config["budget"] = {**recipe.text.budget, "task": env}
+                        else:
+                            config.update(loss=method.loss, loss_params=dict(method.params))
+                            if recipe.pairs is not None:
+                                config["pairs"] = dataclasses.asdict(recipe.pairs)
+                            if recipe.rl is not None:
+                                config["rl"] = dataclasses.asdict(recipe.rl_config(env, method))
+                                config["reference"] = (references or {}).get((env, seed))
+                        cells.append({"domain": recipe.domain, "env": env, "method": method.name,
+                                      "noise": noise.teacher, "rate": float(level), "seed": seed, "config": config})
+    return cells
+
+
+def references_by_cell(rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, float]]:
+    return {(r["env"], r["seed"]): {"random_return": r["random_return"], "true_rl_return": r["true_rl_return"]}
+            for r in rows}
+
+
+# ------------------------------------------------------------------------------------------------
+# Cell functions (run in pool workers or Ray tasks)
+
+
+def _set_threads() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # parallel cells; and one thread keeps CPU numbers bit-reproducible
+
+
+def gait_policy(rng: np.random.Generator, low: np.ndarray, high: np.ndarray):
+    """An open-loop periodic policy ``bias + amp sin(2 pi f t + phase) + noise`` (seeded; per action dim)."""
+    dim = low.shape[0]
+    amplitude, phase = rng.uniform(0.1, 1.0, dim), rng.uniform(0.0, 2 * np.pi, dim)
+    bias, frequency, noise = rng.uniform(-0.3, 0.3, dim), rng.uniform(0.03, 0.3), rng.uniform(0.0, 0.5)
+    step = [0]
+    scale, center = (high - low) / 2.0, (high + low) / 2.0
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        step[0] += 1
+        unit = bias + amplitude * np.sin(2 * np.pi * frequency * step[0] + phase) + noise * rng.standard_normal(dim)
+        return np.clip(center + scale * unit, low, high).astype(np.float32)
+
+    return act
+
+
+@functools.lru_cache(maxsize=4)
+def diverse_segments(env_id: str, seed: int, segment_length: int, per_policy: int, gaits: int):
+    """Segments of a random policy and ``gaits`` periodic policies (same arguments, same segments).
+
+    Cached per process: every method and noise level of a seed share them. A policy whose episodes are
+    too short for one segment (it falls at once) is left out.
+    """
+    import gymnasium as gym
+
+    from aligngym.rewards.pairs import SegmentSet, collect_segments
+
+    space = gym.make(env_id).action_space
+    rng = np.random.default_rng([seed, 11])
+    policies = {"random": "random", **{f"gait{i}": gait_policy(rng, space.low, space.high) for i in range(gaits)}}
+    parts = []
+    for index, (name, policy) in enumerate(policies.items()):
+        try:
+            part = collect_segments(env_id, {name: policy}, per_policy, segment_length, seed=seed * 1000 + index,
+                                    max_steps_per_policy=20 * per_policy * segment_length)
+        except RuntimeError as exc:
+            log.warning("%s", exc)
+            continue
+        parts.append(SegmentSet(part.obs, part.actions, part.rewards, np.full(len(part), index), tuple(policies)))
+    if not parts:
+        raise RuntimeError(f"no policy produced segments of length {segment_length} in {env_id}")
+    return SegmentSet.concatenate(parts)
+
+
+def fixed_pairs_metrics(env_id: str, loss: str, loss_params: dict[str, Any], teacher: Any,
+                        config: FixedPairsConfig, seed: int) -> dict[str, float]:
+    """Phase 1: fit on noisy training pairs for a fixed number of epochs, score on clean test pairs."""
+    from aligngym.rewards.fitting import FitConfig, fit_reward
+    from aligngym.rewards.pairs import PairConfig, make_pair_split
+    from aligngym.rewards.reward_nets import RewardNet
+
+    segments = diverse_segments(env_id, seed, config.segment_length, config.segments_per_policy, config.gait_policies)
+    pair_config = PairConfig(n_train=config.n_train, n_val=0, n_test=config.n_test, val_fraction=0.0,
+                             test_fraction=config.test_fraction)
+    split = make_pair_split(segments, pair_config, teacher, seed=seed)
+    net = RewardNet(segments.obs.shape[-1], segments.actions.shape[-1], hidden=tuple(config.hidden), seed=seed)
+    fit = FitConfig(loss=loss, loss_params=dict(loss_params), epochs=config.epochs, batch_size=config.batch_size,
+                    lr=config.lr, patience=None, seed=seed)
+    result = fit_reward(net, split.train, None, fit, split.test)
+    test, train = result.test_metrics, result.train_metrics
+    return {
+        "clean_accuracy": test["accuracy"],
+        "hard_accuracy": test["accuracy_hardest_quarter"],
+        "spearman": test["spearman"],
+        "outlier_precision": train.get("outlier_precision"),
+        "outlier_recall": train.get("outlier_recall"),
+        "flagged_fraction": train.get("flagged_fraction"),
+        "corrupted_fraction": train["corruption_rate"],
+        "train_label_accuracy": train["label_accuracy"],
+        "fit_seconds": result.seconds,
+    }
+
+
+def control_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
+    """One control cell: fixed-pairs metrics and/or preference-based RL under one teacher."""
+    from aligngym.rewards.preference_rl import PreferenceRLConfig, normalized_return, run_preference_rl
+    from aligngym.rewards.teachers import make_teacher
+
+    _set_threads()
+    config = cell["config"]
+    teacher = make_teacher(config["teacher"], cell["rate"], **config["teacher_params"])
+    out: dict[str, Any] = dict.fromkeys(RESULT_KEYS)
+    if config.get("pairs") is not None:
+        pairs = build_dataclass(FixedPairsConfig, config["pairs"], prefix="pairs.")
+        out.update(fixed_pairs_metrics(cell["env"], config["loss"], config["loss_params"], teacher, pairs, cell["seed"]))
+    if config.get("rl") is not None:
+        start = time.perf_counter()
+        rl = build_dataclass(PreferenceRLConfig, config["rl"], prefix="rl.")
+        result = run_preference_rl(rl, teacher, cell["seed"], progress)
+        reference = config.get("reference") or {}
+        out.update(
+            true_return=result.true_return,
+            normalized_return=normalized_return(result.true_return, reference["random_return"],
+                                                reference["true_rl_return"]) if reference else None,
+            rl_clean_accuracy=result.clean_accuracy,
+            rl_queries=result.queries,
+            rl_corrupted_fraction=result.corrupted_fraction,
+            rl_seconds=time.perf_counter() - start,
+        )
+    return out
+
+
+def reference_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
+    """Returns of a uniform random policy and of the same RL algorithm and budget on the true reward."""
+    from aligngym.rewards.preference_rl import PreferenceRLConfig, random_return, train_on_true_reward
+
+    _set_threads()
+    rl = build_dataclass(PreferenceRLConfig, cell["config"]["rl"], prefix="rl.")
+    true_rl = train_on_true_reward(rl, cell["seed"], progress)
+    return {"random_return": random_return(rl.env_id, rl.eval_episodes, cell["seed"]), "true_rl_return": true_rl}
+
+
+def text_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
+    """One text cell: ``run_text_cell`` of the alignment package (imported only for the text domain)."""
+    from aligngym.alignment.robustness import run_text_cell
+
+    config = cell["config"]
+    return run_text_cell(cell["method"], cell["noise"], cell["rate"], cell["seed"], progress, **config["budget"])
+
+
+# ------------------------------------------------------------------------------------------------
+# A whole benchmark
+
+
+def run_benchmark(
+    recipe: BenchRecipe,
+    out_dir: str | Path,
+    backend: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+    argv: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """References first (control with an RL phase), then the grid; both resume from their JSONL files."""
+    from aligngym.runs.folders import write_run_metadata
+    from aligngym.runs.sweep import pending_cells, run_sweep
+
+    out_dir = Path(out_dir)
+    pending_cells(reference_cells(recipe), out_dir / REFERENCES_FILE)  # a foreign folder fails before any work
+    write_run_metadata(out_dir, recipe.to_dict(), recipe.seeds[0], argv)
+    references = run_sweep(reference_cells(recipe), REFERENCE_CELL, out_dir, backend, workers, address, progress,
+                           results_file=REFERENCES_FILE)
+    target = TEXT_CELL if recipe.domain == "text" else CONTROL_CELL
+    cells = grid_cells(recipe, references_by_cell(references))
+    return run_sweep(cells, target, out_dir, backend, workers, address, progress)
