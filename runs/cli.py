@@ -11,73 +11,21 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from aligngym.runs.benchmark import COMMANDS as REWARD_ROBUSTNESS_COMMANDS
 from aligngym.runs.errors import UsageError
+from aligngym.runs.evaluation import COMMANDS as EVALUATION_COMMANDS
 
-# Subcommand groups filled by later modules: name -> (help, add_arguments, run). Each run(args) -> int.
+# Subcommand groups: name -> (help, add_arguments, run); run(args) -> exit code. Their modules import argparse only.
 BenchCommand = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
-BENCHES: dict[str, BenchCommand] = {}
-EVALS: dict[str, BenchCommand] = {}
-
-from aligngym.runs.benchmark import COMMANDS as _REWARD_ROBUSTNESS  # noqa: E402  (argparse only; heavy at run)
-
-BENCHES.update(_REWARD_ROBUSTNESS)
-
-
-def _robustness_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished rarl, qarl or adversarial-baseline run")
-    parser.add_argument("--episodes", type=int, help="episodes for the nominal / against-adversary returns")
-    parser.add_argument("--worst-case-steps", type=int, help="steps to train the fresh worst-case adversary (0: skip)")
-    parser.add_argument("--grid-points", type=int, help="points per axis of the mass x friction grid")
-    parser.add_argument("--grid-episodes", type=int, help="episodes per grid cell")
-
-
-def _robustness(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    import yaml
-
-    from aligngym.runs.recipes import recipe_from_dict
-
-    config_path = args.run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise UsageError(f"{str(args.run_dir)!r} is not a run folder (no config.yaml)")
-    recipe = recipe_from_dict(yaml.safe_load(config_path.read_text()), source=str(config_path))
-    if recipe.job not in ("rarl", "qarl", "adversarial-baseline"):
-        raise UsageError(f"{str(args.run_dir)!r} is a {recipe.job!r} run; valid jobs: adversarial-baseline, qarl, rarl")
-    changes = {
-        key: value
-        for key, value in (("episodes", args.episodes), ("worst_case_steps", args.worst_case_steps),
-                           ("grid_points", args.grid_points), ("grid_episodes", args.grid_episodes))
-        if value is not None
-    }
-    try:
-        evaluation = dataclasses.replace(recipe.config.evaluation, **changes)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    from aligngym.agents.adversarial_training import evaluate_run
-
-    try:
-        results = evaluate_run(recipe.config, recipe.seed, args.run_dir, evaluation)
-    except FileNotFoundError as exc:
-        raise UsageError(str(exc)) from None
-    for key, value in results.items():
-        print(f"{key}: {value:.2f}" if isinstance(value, float) else f"{key}: {value}")
-    print(f"wrote {args.run_dir / 'robustness.md'} and {args.run_dir / 'robustness_heatmap.png'}")
-    return 0
-
-
-EVALS["robustness"] = (
-    "robustness of a rarl/qarl/baseline run: nominal, vs adversaries, mass x friction grid",
-    _robustness_arguments,
-    _robustness,
-)
+BENCHES: dict[str, BenchCommand] = dict(REWARD_ROBUSTNESS_COMMANDS)
+EVALS: dict[str, BenchCommand] = dict(EVALUATION_COMMANDS)
 
 
 def _envs(args: argparse.Namespace) -> int:
-    from aligngym.envs.registration import DESCRIPTIONS
-
     from rich.console import Console
     from rich.table import Table
+
+    from aligngym.envs.registration import DESCRIPTIONS
 
     table = Table("id", "description", title="aligngym environments", title_justify="left")
     for env_id, description in sorted(DESCRIPTIONS.items()):

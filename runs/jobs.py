@@ -7,8 +7,9 @@ a summary of scalar results (also written to ``summary.json`` in the run folder)
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from aligngym.runs.errors import UsageError
 
