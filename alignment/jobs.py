@@ -97,8 +97,7 @@ class DPOJobConfig:
 def run_dpo(config: DPOJobConfig, seed: int, run_dir: Path) -> dict[str, Any]:
     """Label the pairs, train the DPO variant, save ``run_dir/model``, evaluate against the true reward."""
     artifacts = _artifacts(config.budget, config.sft_run, seed, run_dir)
-    level = None if config.noise == "oracle" else config.rate
-    kept, first_preferred, corrupted = label_pool(artifacts.train_pool, config.noise, level, seed)
+    kept, first_preferred, corrupted = label_pool(artifacts.train_pool, config.noise, config.rate, seed)
     results = train_and_evaluate(config.budget, artifacts, config.method, kept, first_preferred, corrupted, seed,
                                  save_to=run_dir / "model")
     results["model_dir"] = str(run_dir / "model")
@@ -134,8 +133,7 @@ class RewardModelJobConfig:
 def run_reward_model(config: RewardModelJobConfig, seed: int, run_dir: Path) -> dict[str, Any]:
     """Train the reward model, save ``run_dir/reward_model``; clean held-out accuracy and outlier scores."""
     artifacts = _artifacts(config.budget, config.sft_run, seed, run_dir)
-    level = None if config.noise == "oracle" else config.rate
-    kept, first_preferred, corrupted = label_pool(artifacts.train_pool, config.noise, level, seed)
+    kept, first_preferred, corrupted = label_pool(artifacts.train_pool, config.noise, config.rate, seed)
     spec = config.budget.spec(artifacts.sft_dir)
     tokenizer = load_tokenizer(spec)
     model = load_reward_model(spec, tokenizer, seed=seed)

@@ -309,8 +309,7 @@ def run_text_cell(
     datasets.disable_progress_bars()  # a sweep shows one bar per cell instead
     transformers.utils.logging.disable_progress_bar()
     artifacts = seed_artifacts(config, seed, quiet=True)
-    level = None if noise == "oracle" else rate
-    kept, first_preferred, corrupted = label_pool(artifacts.train_pool, noise, level, seed)
+    kept, first_preferred, corrupted = label_pool(artifacts.train_pool, noise, rate, seed)
     r_oracle = oracle_return(config, artifacts, seed)
     results = train_and_evaluate(config, artifacts, method, kept, first_preferred, corrupted, seed, progress,
                                  quiet=True)
