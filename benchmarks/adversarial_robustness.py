@@ -7,7 +7,12 @@ the project's sweep runner (``aligngym.runs.sweep``): a process pool, one JSONL 
 a killed benchmark re-run with the same ``--runs`` folder skips finished cells. The table gives mean and
 standard deviation over seeds; the heatmaps show each method's grid averaged over seeds.
 
-    nice -n 10 python benchmarks/adversarial_robustness.py --seeds 3 --workers 2
+    nice -n 10 python benchmarks/adversarial_robustness.py --seeds 3 --workers 2     # InvertedPendulum
+    python benchmarks/adversarial_robustness.py --task hopper --seeds 5 --workers 2 \
+        --set iterations=30 --set protagonist_steps=2000 --set adversary_steps=2000 \
+        --set hyperparams.learning_starts=5000 --set hyperparams.buffer_size=100000 \
+        --set hyperparams.batch_size=128 --set "policy_kwargs.net_arch=[128,128]" \
+        --set evaluation.worst_case_steps=60000                                      # Hopper, about 2 h
     python benchmarks/adversarial_robustness.py --seeds 1 --methods sac qarl --set iterations=2 --runs /tmp/quick
 """
 
@@ -56,6 +61,18 @@ def heatmap_title(method: str, grid: Any, seeds: int) -> str:
     return f"{method}, {seeds} seeds: mean {grid.mean:.0f}, worst {grid.worst:.0f}"
 
 
+def versus_sac(rows: list[dict[str, Any]], sac_rows: list[dict[str, Any]], metric: str) -> str:
+    """Relative difference of the seed means to SAC and Welch's t-test p-value (unequal variances)."""
+    from scipy.stats import ttest_ind
+
+    if not sac_rows or rows is sac_rows:
+        return "-"
+    values, sac = [r[metric] for r in rows], [r[metric] for r in sac_rows]
+    relative = 100 * (np.mean(values) / np.mean(sac) - 1)
+    p_value = ttest_ind(values, sac, equal_var=False).pvalue if min(len(values), len(sac)) > 1 else float("nan")
+    return f"{relative:+.1f}% (p={p_value:.2f})"
+
+
 def report(rows: list[dict[str, Any]], methods: list[str], task: str, command: str, out: Path, wall_s: float) -> str:
     from aligngym.envs.perturbations import plot_heatmap
 
@@ -73,11 +90,11 @@ def report(rows: list[dict[str, Any]], methods: list[str], task: str, command: s
         "",
         (
             "| method | seeds | protagonist steps | nominal | vs training adversary | vs fresh worst-case adversary "
-            "| grid mean | grid worst cell | grid mean vs SAC |"
+            "| grid mean | grid worst cell | grid mean vs SAC (Welch p) | grid worst vs SAC (Welch p) |"
         ),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    sac_grid = np.mean([r["grid_mean"] for r in by_method.get("sac", [])]) if by_method.get("sac") else None
+    sac_rows = by_method.get("sac", [])
     for method, method_rows in by_method.items():
         if not method_rows:
             continue
@@ -85,20 +102,19 @@ def report(rows: list[dict[str, Any]], methods: list[str], task: str, command: s
         for metric in METRICS:
             values = [r[metric] for r in method_rows if metric in r]
             cells.append(f"{np.mean(values):.1f} +- {np.std(values):.1f}" if values else "-")
-        grid_mean = np.mean([r["grid_mean"] for r in method_rows])
-        relative = f"{100 * (grid_mean / sac_grid - 1):+.1f}%" if sac_grid else "-"
+        versus = [versus_sac(method_rows, sac_rows, metric) for metric in ("grid_mean", "grid_worst")]
         steps = int(np.mean([r["protagonist_timesteps"] for r in method_rows]))
-        lines.append(f"| {method} | {len(method_rows)} | {steps} | " + " | ".join(cells) + f" | {relative} |")
+        lines.append(f"| {method} | {len(method_rows)} | {steps} | " + " | ".join(cells + versus) + " |")
         grid = averaged_grid(method_rows)
-        plot_heatmap(grid, out / f"adversarial_heatmap_{method}.png", title=heatmap_title(method, grid, len(method_rows)))
+        plot_heatmap(grid, out / f"adversarial_heatmap_{task}_{method}.png", title=heatmap_title(method, grid, len(method_rows)))
     lines += ["", "Per run:", "", "| method | seed | " + " | ".join(METRICS) + " | final alpha mean | run folder |",
               "| --- | ---: |" + " ---: |" * (len(METRICS) + 1) + " --- |"]
-    for row in rows:
+    for row in sorted(rows, key=lambda r: (methods.index(r["method"]), r["seed"])):
         values = " | ".join(f"{row[m]:.1f}" if m in row else "-" for m in METRICS)
         alpha = f"{row['final_alpha_mean']:.4f}" if "final_alpha_mean" in row else "-"
         lines.append(f"| {row['method']} | {row['seed']} | {values} | {alpha} | {Path(row['run_dir']).name} |")
     lines += ["", "Heatmaps (grid averaged over seeds): " + ", ".join(
-        f"adversarial_heatmap_{m}.png" for m in methods if by_method.get(m))]
+        f"adversarial_heatmap_{task}_{m}.png" for m in methods if by_method.get(m))]
     return "\n".join(lines) + "\n"
 
 
@@ -113,10 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=["qarl", "rarl", "sac"], choices=sorted(RECIPES))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--runs", type=Path, default=Path("results/adversarial-robustness"),
-                        help="run folders and the sweep's results.jsonl (re-use it to resume)")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="run folders (default results/adversarial-robustness-TASK) and the sweep's results.jsonl (re-use it to resume)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    args.runs = args.runs or Path(f"results/adversarial-robustness-{args.task}")
     logging.basicConfig(level=logging.WARNING)
     sys.path.insert(0, str(Path(__file__).parent))  # spawned workers import this file as a module
     cells = [
@@ -129,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = run_sweep(cells, "adversarial_robustness:run_cell", args.runs, workers=args.workers)
     command = "python benchmarks/adversarial_robustness.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = report(rows, args.methods, args.task, command.strip(), args.out, time.perf_counter() - start)
-    atomic_write_text(args.out / "adversarial_robustness.md", text)
-    atomic_write_json(args.out / "adversarial_robustness.json", rows)
+    atomic_write_text(args.out / f"adversarial_robustness_{args.task}.md", text)
+    atomic_write_json(args.out / f"adversarial_robustness_{args.task}.json", rows)
     print(text)
     return 0
 

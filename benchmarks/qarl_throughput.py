@@ -15,7 +15,7 @@ Two ratios are reported: all env steps (both players learn, so each step costs o
 one extra forward pass for the frozen opponent) and protagonist env steps only (the honest floor is about
 0.5: half of the iteration trains the adversary).
 
-    python benchmarks/qarl_throughput.py                  # InvertedPendulum, writes benchmarks/results/
+    python benchmarks/qarl_throughput.py                  # InvertedPendulum, writes benchmarks/results/adversarial_throughput_invertedpendulum.*
     python benchmarks/qarl_throughput.py --task Hopper --steps 1000 --rounds 3
 """
 
@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     result = measure(args.task, args.steps, args.rounds, args.net)
     command = "python benchmarks/qarl_throughput.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = markdown(result, command.strip())
-    atomic_write_text(args.out / "adversarial_throughput.md", text)
-    atomic_write_json(args.out / "adversarial_throughput.json", result)
+    stem = f"adversarial_throughput_{args.task.lower()}"
+    atomic_write_text(args.out / f"{stem}.md", text)
+    atomic_write_json(args.out / f"{stem}.json", result)
     print(text)
     return 0
 
