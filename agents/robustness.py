@@ -2,7 +2,9 @@
 
 1. nominal return: the adversary switched off (zero force);
 2. return against the adversary it was trained with (for the random-force baseline: random forces);
-3. return against a *fresh* adversary trained against the frozen protagonist (the worst case it meets);
+3. return against a *fresh* adversary trained against the frozen protagonist (the worst case it meets),
+   and against the strongest constant push (+-bound along each force axis): a worst case that needs no
+   training, which a short-trained adversary can miss;
 4. the torso-mass x friction grid of ``aligngym.envs.perturbations`` (grid mean and worst cell).
 
 Temperature-conditioned (QARL) players are evaluated with alpha = 0 in their observations. The
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -53,6 +56,8 @@ class EvaluationConfig:
     """Absolute masses (kg) of the grid body; default: the task's range in envs.perturbations.DEFAULT_GRIDS."""
     frictions: list[float] | None = None
     """Friction scales; default: the task's range."""
+    constant_pushes: bool = True
+    """Also evaluate against the strongest constant push (+-bound along each force axis)."""
     grid_body: str | None = None
     """The body whose mass varies (default: the task's, e.g. torso; pole for InvertedPendulum)."""
 
@@ -71,6 +76,34 @@ def mean_return(model: BaseAlgorithm, make_env: Callable[[], Any], episodes: int
     mean, std = evaluate_policy(model, vec_env, n_eval_episodes=episodes, deterministic=True)
     vec_env.close()
     return float(mean), float(std)
+
+
+def constant_pushes(action_names: list[str], bound: float) -> dict[str, np.ndarray]:
+    """The forces +-bound along each axis, on every pushed body at once, keyed like ``+fx``.
+
+    ``action_names`` are the game's ``adversary_action_names`` (``foot:fx``, ``foot:fz``, ...).
+    """
+    axes = sorted({name.split(":")[1] for name in action_names})
+    return {
+        f"{sign}{axis}": np.array([float(f"{sign}{bound}") if n.endswith(f":{axis}") else 0.0 for n in action_names],
+                                  dtype=np.float32)
+        for axis in axes for sign in ("+", "-")
+    }
+
+
+def worst_constant_push(
+    protagonist: BaseAlgorithm, make_game: Callable[[], Any], episodes: int, seed: int
+) -> tuple[float, str]:
+    """The protagonist's mean return against the most harmful constant push of the game, and its key."""
+    probe = make_game()
+    pushes = constant_pushes(probe.unwrapped.adversary_action_names, probe.unwrapped.force_bound)
+    probe.close()
+    returns = {
+        key: mean_return(protagonist, lambda f=force: protagonist_env(make_game(), lambda obs, f=f: f), episodes, seed)[0]
+        for key, force in pushes.items()
+    }
+    worst = min(returns, key=returns.__getitem__)
+    return returns[worst], worst
 
 
 def train_worst_case_adversary(
@@ -125,6 +158,10 @@ def evaluate_players(
             lambda: protagonist_env(game(), ModelPolicy(worst, deterministic=True)),
             evaluation.episodes,
             seed,
+        )
+    if evaluation.constant_pushes:
+        results["vs_constant_push_return"], results["worst_constant_push"] = worst_constant_push(
+            protagonist, game, evaluation.episodes, seed
         )
     grid = robustness_grid(
         lambda: ProtagonistView(game()),

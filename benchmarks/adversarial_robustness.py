@@ -32,7 +32,8 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 RECIPES = {"sac": "sac-{task}", "random": "sac-random-{task}", "rarl": "rarl-{task}", "qarl": "qarl-{task}"}
-METRICS = ("nominal_return", "vs_adversary_return", "vs_worst_case_return", "grid_mean", "grid_worst")
+METRICS = ("nominal_return", "vs_adversary_return", "vs_worst_case_return", "vs_constant_push_return", "grid_mean",
+           "grid_worst")
 
 
 def run_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
@@ -90,9 +91,10 @@ def report(rows: list[dict[str, Any]], methods: list[str], task: str, command: s
         "",
         (
             "| method | seeds | protagonist steps | nominal | vs training adversary | vs fresh worst-case adversary "
+            "| vs strongest constant push "
             "| grid mean | grid worst cell | grid mean vs SAC (Welch p) | grid worst vs SAC (Welch p) |"
         ),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     sac_rows = by_method.get("sac", [])
     for method, method_rows in by_method.items():

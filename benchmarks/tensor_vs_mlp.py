@@ -36,6 +36,7 @@ VARIANTS = {
 def run_cell(env_id: str, variant: str, seed: int, timesteps: int | None, out: str) -> dict:
     """Train one (env, variant, seed) cell in this worker process; return its summary and curve."""
     import torch
+
     from aligngym.runs.training import run_recipe
 
     torch.set_num_threads(1)

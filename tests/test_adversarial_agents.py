@@ -20,7 +20,8 @@ from aligngym.agents.adversarial_training import (
     RARLConfig,
     train_adversarial,
 )
-from aligngym.agents.robustness import EvaluationConfig
+from aligngym.agents.opponents import make_game, protagonist_env
+from aligngym.agents.robustness import EvaluationConfig, constant_pushes, mean_return, worst_constant_push
 from aligngym.agents.temperature import GammaTemperature, PointTemperature, TemperatureObservation
 from aligngym.agents.tempered_sac import TemperedSAC
 from aligngym.runs.cli import main
@@ -211,7 +212,9 @@ def test_random_force_baseline_and_robustness_eval_from_the_cli(tmp_path, capsys
                  "--grid-points", "2"])
     assert code == 0
     results = json.loads((tmp_path / "robustness.json").read_text())
-    assert {"nominal_return", "vs_adversary_return", "vs_worst_case_return", "grid_mean", "grid_worst"} <= set(results)
+    assert {"nominal_return", "vs_adversary_return", "vs_worst_case_return", "vs_constant_push_return", "grid_mean",
+            "grid_worst"} <= set(results)
+    assert results["worst_constant_push"] in {"+fx", "-fx", "+fz", "-fz"}
     assert results["grid_worst"] <= results["grid_mean"]
     assert np.array(results["grid"]["returns"]).shape == (2, 2)
     assert (tmp_path / "robustness_heatmap.png").stat().st_size > 0
@@ -231,3 +234,30 @@ def test_rarl_with_ppo_players(tmp_path) -> None:
     assert type(trainer.adversary).__name__ == "PPO"
     assert summary["protagonist_timesteps"] >= 40 and summary["adversary_timesteps"] >= 40
     assert not list((tmp_path / "checkpoints").glob("*/*.npz"))  # on-policy: no replay buffers to keep
+
+
+def test_constant_pushes_cover_each_axis_of_every_body() -> None:
+    pushes = constant_pushes(["torso:fx", "torso:fz", "bfoot:fx", "bfoot:fz"], 3.0)
+    assert sorted(pushes) == ["+fx", "+fz", "-fx", "-fz"]
+    np.testing.assert_array_equal(pushes["-fz"], [0.0, -3.0, 0.0, -3.0])
+
+
+class _Still:
+    """A protagonist that never acts: the pole only falls faster when pushed."""
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        return np.zeros((len(obs), 1), dtype=np.float32), state
+
+
+def test_the_strongest_constant_push_is_the_worst_of_the_four() -> None:
+    def game():
+        return make_game(GAME, {"force_bound": 20.0}, 100)
+
+    protagonist = _Still()
+    worst, key = worst_constant_push(protagonist, game, episodes=2, seed=0)
+    nominal, _ = mean_return(protagonist, lambda: protagonist_env(game()), 2, 0)
+    assert key in {"+fx", "-fx", "+fz", "-fz"}
+    assert worst < nominal  # 20 N on the pole topples it sooner than gravity alone
+    returns = [mean_return(protagonist, lambda f=f: protagonist_env(game(), lambda obs, f=f: f), 2, 0)[0]
+               for f in constant_pushes(["pole:fx", "pole:fz"], 20.0).values()]
+    assert worst == min(returns)
