@@ -92,26 +92,31 @@ def constant_pushes(action_names: list[str], bound: float) -> dict[str, np.ndarr
 
 
 def worst_constant_push(
-    protagonist: BaseAlgorithm, make_game: Callable[[], Any], episodes: int, seed: int
+    protagonist: BaseAlgorithm, new_game: Callable[[], Any], episodes: int, seed: int
 ) -> tuple[float, str]:
     """The protagonist's mean return against the most harmful constant push of the game, and its key."""
-    probe = make_game()
+    probe = new_game()
     pushes = constant_pushes(probe.unwrapped.adversary_action_names, probe.unwrapped.force_bound)
     probe.close()
     returns = {
-        key: mean_return(protagonist, lambda f=force: protagonist_env(make_game(), lambda obs, f=f: f), episodes, seed)[0]
+        key: mean_return(protagonist, lambda f=force: protagonist_env(new_game(), lambda obs, f=f: f), episodes, seed)[0]
         for key, force in pushes.items()
     }
     worst = min(returns, key=returns.__getitem__)
     return returns[worst], worst
 
 
+def evaluation_game(config: AdversarialConfig) -> Any:
+    """A fresh two-player game as evaluation sees it: temperature-conditioned (QARL) players get alpha = 0."""
+    temperature = PointTemperature(0.0) if config.conditioned else None
+    return make_game(config.env_id, config.env_kwargs, config.max_episode_steps, temperature, config.gamma)
+
+
 def train_worst_case_adversary(
     config: AdversarialConfig, protagonist: BaseAlgorithm, steps: int, seed: int
 ) -> SAC:
     """A fresh SAC adversary trained for ``steps`` against the frozen, deterministic protagonist."""
-    temperature = PointTemperature(0.0) if config.conditioned else None
-    game = make_game(config.env_id, config.env_kwargs, config.max_episode_steps, temperature, config.gamma)
+    game = evaluation_game(config)
     vec_env = DummyVecEnv([lambda: adversary_env(game, ModelPolicy(protagonist, deterministic=True))])
     adversary = SAC(
         "MlpPolicy", vec_env, seed=seed, device=config.device, verbose=0,
@@ -137,10 +142,9 @@ def evaluate_players(
     """
     evaluation = evaluation or config.evaluation
     out_dir = Path(out_dir)
-    temperature = PointTemperature(0.0) if config.conditioned else None
 
     def game() -> Any:
-        return make_game(config.env_id, config.env_kwargs, config.max_episode_steps, temperature, config.gamma)
+        return evaluation_game(config)
 
     results: dict[str, Any] = {}
     results["nominal_return"], results["nominal_std"] = mean_return(

@@ -31,9 +31,13 @@ import numpy as np
 import torch
 
 from aligngym.agents.adversarial_training import load_players
-from aligngym.agents.opponents import ModelPolicy, make_game, protagonist_env
-from aligngym.agents.robustness import mean_return, train_worst_case_adversary, worst_constant_push
-from aligngym.agents.temperature import PointTemperature
+from aligngym.agents.opponents import ModelPolicy, protagonist_env
+from aligngym.agents.robustness import (
+    evaluation_game,
+    mean_return,
+    train_worst_case_adversary,
+    worst_constant_push,
+)
 from aligngym.files import atomic_write_json, atomic_write_text
 from aligngym.runs.recipes import load_recipe
 
@@ -46,13 +50,12 @@ def probe(run_dir: Path, bounds: list[float], episodes: int, worst_case_steps: i
     recipe = load_recipe(str(run_dir / "config.yaml"))
     summary = json.loads((run_dir / "summary.json").read_text())
     protagonist, _ = load_players(recipe.config, run_dir)
-    temperature = PointTemperature(0.0) if recipe.config.conditioned else None
     rows = []
     for bound in bounds:
         config = dataclasses.replace(recipe.config, env_kwargs={**recipe.config.env_kwargs, "force_bound": bound})
 
         def game(config: Any = config) -> Any:
-            return make_game(config.env_id, config.env_kwargs, config.max_episode_steps, temperature, config.gamma)
+            return evaluation_game(config)
 
         worst, push = worst_constant_push(protagonist, game, episodes, SEED)
         row = {"run": run_dir.name, "method": summary["method"], "seed": recipe.seed, "bound": bound,
