@@ -88,7 +88,9 @@ class CurriculumConfig:
         if self.initial_concentration <= 0 or self.target_concentration <= 0 or self.rate <= 0:
             raise ValueError("curriculum concentrations and rate must be > 0")
         if self.min_episodes < 1 or self.anneal_iterations < 1:
-            raise ValueError(f"curriculum.min_episodes={self.min_episodes} and anneal_iterations must be >= 1")
+            raise ValueError(
+                f"curriculum.min_episodes={self.min_episodes} and anneal_iterations must be >= 1"
+            )
 
     def build(self) -> TemperatureCurriculum:
         start, end = self.initial_concentration / self.rate, self.target_concentration / self.rate
@@ -228,7 +230,9 @@ class QARLConfig(AdversarialConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.adversary_algo != "sac":
-            raise ValueError(f"QARL's adversary must be sac (per-sample entropy temperature), got {self.adversary_algo!r}")
+            raise ValueError(
+                f"QARL's adversary must be sac (per-sample entropy temperature), got {self.adversary_algo!r}"
+            )
         if "ent_coef" in super().adversary_settings():
             raise ValueError(
                 "QARL's adversary reads its entropy coefficient from the observation: set ent_coef in "
@@ -258,7 +262,9 @@ class AdversarialTrainer:
         temperature = self.curriculum.distribution() if self.curriculum is not None else None
 
         def game() -> Any:
-            return make_game(config.env_id, config.env_kwargs, config.max_episode_steps, temperature, config.gamma)
+            return make_game(
+                config.env_id, config.env_kwargs, config.max_episode_steps, temperature, config.gamma
+            )
 
         self.protagonist_game = game()
         self.opponent: Any = None
@@ -266,17 +272,29 @@ class AdversarialTrainer:
             self.opponent = RandomForce(self.protagonist_game.unwrapped.adversary_action_space, seed=seed + 3)
         protagonist_vec = DummyVecEnv([lambda: protagonist_env(self.protagonist_game, self.opponent)])
         self.protagonist: BaseAlgorithm = ALGORITHMS[config.protagonist_algo](
-            "MlpPolicy", protagonist_vec, seed=seed, device=config.device, verbose=0,
-            policy_kwargs=config.resolved_policy_kwargs(), **config.protagonist_settings(),
+            "MlpPolicy",
+            protagonist_vec,
+            seed=seed,
+            device=config.device,
+            verbose=0,
+            policy_kwargs=config.resolved_policy_kwargs(),
+            **config.protagonist_settings(),
         )
         self.adversary: BaseAlgorithm | None = None
         if config.has_learning_adversary:
             self.adversary_game = game()
             adversary_cls = TemperedSAC if config.conditioned else ALGORITHMS[config.adversary_algo]
-            adversary_vec = DummyVecEnv([lambda: adversary_env(self.adversary_game, ModelPolicy(self.protagonist))])
+            adversary_vec = DummyVecEnv(
+                [lambda: adversary_env(self.adversary_game, ModelPolicy(self.protagonist))]
+            )
             self.adversary = adversary_cls(
-                "MlpPolicy", adversary_vec, seed=seed + 1, device=config.device, verbose=0,
-                policy_kwargs=config.resolved_policy_kwargs(), **config.adversary_settings(),
+                "MlpPolicy",
+                adversary_vec,
+                seed=seed + 1,
+                device=config.device,
+                verbose=0,
+                policy_kwargs=config.resolved_policy_kwargs(),
+                **config.adversary_settings(),
             )
             self.opponent = ModelPolicy(self.adversary)
             protagonist_vec.env_method("set_opponent", self.opponent)
@@ -300,8 +318,12 @@ class AdversarialTrainer:
         if config.progress_bar:
             from tqdm.auto import tqdm
 
-            iterations = tqdm(iterations, desc=f"{config.method} iterations", initial=self.iteration,
-                              total=config.iterations)
+            iterations = tqdm(
+                iterations,
+                desc=f"{config.method} iterations",
+                initial=self.iteration,
+                total=config.iterations,
+            )
         for _ in iterations:
             self.run_iteration()
             if config.checkpoint_every and (
@@ -321,8 +343,14 @@ class AdversarialTrainer:
         if self.curriculum is not None:
             summary["final_alpha_mean"] = self.curriculum.distribution().mean
         if config.evaluation.at_end:
-            results = evaluate_players(config, self.protagonist, self.evaluation_opponent(), self.seed + 10_000,
-                                       self.run_dir, title=f"{config.method} seed {self.seed}")
+            results = evaluate_players(
+                config,
+                self.protagonist,
+                self.evaluation_opponent(),
+                self.seed + 10_000,
+                self.run_dir,
+                title=f"{config.method} seed {self.seed}",
+            )
             summary.update({k: v for k, v in results.items() if isinstance(v, (int, float))})
         summary["wall_s"] = round(time.perf_counter() - start, 2)
         return summary
@@ -413,7 +441,9 @@ class AdversarialTrainer:
                 if isinstance(model, OffPolicyAlgorithm) and buffer.exists():
                     load_replay_buffer(model.replay_buffer, buffer)
                 # New episodes, new reset seeds: do not replay the first iteration's.
-                model.get_env().seed(self.seed + 1_000 * (int(state["iteration"]) + 1) + (name == "adversary"))
+                model.get_env().seed(
+                    self.seed + 1_000 * (int(state["iteration"]) + 1) + (name == "adversary")
+                )
             if self.curriculum is not None and state.get("curriculum") is not None:
                 self.curriculum.load_state_dict(state["curriculum"])
                 for game in (self.protagonist_game, self.adversary_game):
@@ -430,7 +460,9 @@ def train_adversarial(config: AdversarialConfig, seed: int, run_dir: Path) -> di
     return AdversarialTrainer(config, seed, run_dir).train()
 
 
-def load_players(config: AdversarialConfig, run_dir: str | Path) -> tuple[BaseAlgorithm, BaseAlgorithm | None]:
+def load_players(
+    config: AdversarialConfig, run_dir: str | Path
+) -> tuple[BaseAlgorithm, BaseAlgorithm | None]:
     """The trained protagonist (and adversary, if the method has one) of a finished run folder."""
     run_dir = Path(run_dir)
     path = run_dir / "protagonist.zip"
@@ -458,7 +490,14 @@ def evaluate_run(
         game.close()
     else:
         opponent = None
-    results = evaluate_players(config, protagonist, opponent, seed + 10_000, run_dir, evaluation,
-                               title=f"{config.method} seed {seed}")
+    results = evaluate_players(
+        config,
+        protagonist,
+        opponent,
+        seed + 10_000,
+        run_dir,
+        evaluation,
+        title=f"{config.method} seed {seed}",
+    )
     atomic_write_json(Path(run_dir) / "robustness_summary.json", results)
     return results

@@ -25,7 +25,9 @@ def save_replay_buffer(buffer: ReplayBuffer, path: str | Path) -> None:
     """Write the filled part of an SB3 ``ReplayBuffer`` (with its write position) as ``.npz``, atomically."""
     filled = buffer.buffer_size if buffer.full else buffer.pos
     arrays = {
-        name: getattr(buffer, name)[:filled] for name in _BUFFER_ARRAYS if getattr(buffer, name, None) is not None
+        name: getattr(buffer, name)[:filled]
+        for name in _BUFFER_ARRAYS
+        if getattr(buffer, name, None) is not None
     }
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, pos=np.int64(buffer.pos), full=np.bool_(buffer.full), **arrays)
@@ -36,7 +38,9 @@ def load_replay_buffer(buffer: ReplayBuffer, path: str | Path) -> None:
     with np.load(path, allow_pickle=False) as data:
         filled = len(data["rewards"])
         if filled > buffer.buffer_size:
-            raise ValueError(f"{path} holds {filled} transitions but the buffer has room for {buffer.buffer_size}")
+            raise ValueError(
+                f"{path} holds {filled} transitions but the buffer has room for {buffer.buffer_size}"
+            )
         for name in _BUFFER_ARRAYS:
             if name in data.files and getattr(buffer, name, None) is not None:
                 getattr(buffer, name)[:filled] = data[name]
@@ -75,5 +79,7 @@ class CheckpointFolder:
         try:
             state = json.loads((folder / "state.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"checkpoint {folder} is unreadable ({exc}); delete {pointer} to start over") from None
+            raise ValueError(
+                f"checkpoint {folder} is unreadable ({exc}); delete {pointer} to start over"
+            ) from None
         return folder, state

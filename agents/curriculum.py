@@ -193,7 +193,9 @@ class SelfPacedGammaCurriculum:
             return np.array([[_gamma_kl_dk1(x[0], rate, old_k, rate)]])
 
         constraints = [
-            optimize.NonlinearConstraint(perf, self.performance_threshold, np.inf, jac=perf_grad, keep_feasible=True),
+            optimize.NonlinearConstraint(
+                perf, self.performance_threshold, np.inf, jac=perf_grad, keep_feasible=True
+            ),
             optimize.NonlinearConstraint(trust, -np.inf, self.max_kl, jac=trust_grad, keep_feasible=True),
         ]
         bounds = optimize.Bounds([self.min_concentration], [np.inf], keep_feasible=True)
@@ -202,7 +204,12 @@ class SelfPacedGammaCurriculum:
             warnings.simplefilter("ignore")  # trust-constr warns about delta_grad == 0 on flat steps
             try:
                 res = optimize.minimize(
-                    objective, x0, method="trust-constr", jac=True, bounds=bounds, constraints=constraints,
+                    objective,
+                    x0,
+                    method="trust-constr",
+                    jac=True,
+                    bounds=bounds,
+                    constraints=constraints,
                     options={"gtol": 1e-4, "xtol": 1e-6},
                 )
             except ValueError as exc:  # an infeasible start or a numerical failure: keep the old k
@@ -221,7 +228,9 @@ class SelfPacedGammaCurriculum:
         self.concentration = new_k
         return self._result("moved", old_k, performance=perf(res.x))
 
-    def _result(self, status: UpdateStatus, old_k: float, performance: float | None = None) -> CurriculumUpdate:
+    def _result(
+        self, status: UpdateStatus, old_k: float, performance: float | None = None
+    ) -> CurriculumUpdate:
         return CurriculumUpdate(
             status=status,
             alpha_mean=self.distribution().mean,
@@ -232,7 +241,11 @@ class SelfPacedGammaCurriculum:
         )
 
     def state_dict(self) -> dict[str, Any]:
-        return {"concentration": self.concentration, "alphas": self.buffer.alphas, "returns": self.buffer.returns}
+        return {
+            "concentration": self.concentration,
+            "alphas": self.buffer.alphas,
+            "returns": self.buffer.returns,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.concentration = float(state["concentration"])
@@ -280,7 +293,9 @@ class PointCurriculum:
         min_episodes: int = 30,
     ) -> None:
         if not (start >= end >= 0 and step > 0 and min_episodes >= 1):
-            raise ValueError(f"need start >= end >= 0, step > 0, min_episodes >= 1; got {start}, {end}, {step}")
+            raise ValueError(
+                f"need start >= end >= 0, step > 0, min_episodes >= 1; got {start}, {end}, {step}"
+            )
         self.alpha, self.end, self.step = float(start), float(end), float(step)
         self.performance_threshold = float(performance_threshold)
         self.min_episodes = min_episodes

@@ -70,4 +70,3 @@ def protagonist_env(game: gym.Env, adversary: Any = None) -> gym.Env:
 def adversary_env(game: gym.Env, protagonist: Any) -> gym.Env:
     """The adversary's env: reward is minus the protagonist's."""
     return Monitor(AdversaryView(game, protagonist))
-

@@ -69,7 +69,9 @@ class EvaluationConfig:
             raise ValueError(f"evaluation.worst_case_steps={self.worst_case_steps} must be >= 0")
 
 
-def mean_return(model: BaseAlgorithm, make_env: Callable[[], Any], episodes: int, seed: int) -> tuple[float, float]:
+def mean_return(
+    model: BaseAlgorithm, make_env: Callable[[], Any], episodes: int, seed: int
+) -> tuple[float, float]:
     """Mean and std of the protagonist's episode return (deterministic actions)."""
     vec_env = DummyVecEnv([make_env])
     vec_env.seed(seed)
@@ -85,9 +87,12 @@ def constant_pushes(action_names: list[str], bound: float) -> dict[str, np.ndarr
     """
     axes = sorted({name.split(":")[1] for name in action_names})
     return {
-        f"{sign}{axis}": np.array([float(f"{sign}{bound}") if n.endswith(f":{axis}") else 0.0 for n in action_names],
-                                  dtype=np.float32)
-        for axis in axes for sign in ("+", "-")
+        f"{sign}{axis}": np.array(
+            [float(f"{sign}{bound}") if n.endswith(f":{axis}") else 0.0 for n in action_names],
+            dtype=np.float32,
+        )
+        for axis in axes
+        for sign in ("+", "-")
     }
 
 
@@ -99,7 +104,9 @@ def worst_constant_push(
     pushes = constant_pushes(probe.unwrapped.adversary_action_names, probe.unwrapped.force_bound)
     probe.close()
     returns = {
-        key: mean_return(protagonist, lambda f=force: protagonist_env(new_game(), lambda obs, f=f: f), episodes, seed)[0]
+        key: mean_return(
+            protagonist, lambda f=force: protagonist_env(new_game(), lambda obs, f=f: f), episodes, seed
+        )[0]
         for key, force in pushes.items()
     }
     worst = min(returns, key=returns.__getitem__)
@@ -119,8 +126,13 @@ def train_worst_case_adversary(
     game = evaluation_game(config)
     vec_env = DummyVecEnv([lambda: adversary_env(game, ModelPolicy(protagonist, deterministic=True))])
     adversary = SAC(
-        "MlpPolicy", vec_env, seed=seed, device=config.device, verbose=0,
-        policy_kwargs=config.resolved_policy_kwargs(), **config.worst_case_settings(),
+        "MlpPolicy",
+        vec_env,
+        seed=seed,
+        device=config.device,
+        verbose=0,
+        policy_kwargs=config.resolved_policy_kwargs(),
+        **config.worst_case_settings(),
     )
     adversary.learn(total_timesteps=steps)
     return adversary
@@ -184,7 +196,12 @@ def evaluate_players(
 
 def grid_summary(grid: GridResult) -> dict[str, float]:
     mass, friction = grid.worst_cell
-    return {"grid_mean": grid.mean, "grid_worst": grid.worst, "worst_cell_mass": mass, "worst_cell_friction": friction}
+    return {
+        "grid_mean": grid.mean,
+        "grid_worst": grid.worst,
+        "worst_cell_mass": mass,
+        "worst_cell_friction": friction,
+    }
 
 
 def write_report(results: dict[str, Any], grid: GridResult, out_dir: Path, title: str | None = None) -> None:
@@ -197,4 +214,6 @@ def write_report(results: dict[str, Any], grid: GridResult, out_dir: Path, title
     )
     grid.to_csv(out_dir / "robustness_grid.csv")
     plot_heatmap(grid, out_dir / "robustness_heatmap.png", title=title)
-    logger.info("robustness of %s: %s", out_dir, {k: round(v, 2) for k, v in results.items() if isinstance(v, float)})
+    logger.info(
+        "robustness of %s: %s", out_dir, {k: round(v, 2) for k, v in results.items() if isinstance(v, float)}
+    )

@@ -58,7 +58,9 @@ def resolve_policy(policy: str) -> str | type:
         return policy
     module, sep, attr = policy.partition(":")
     if not sep:
-        raise ValueError(f"policy {policy!r} is neither one of {', '.join(SB3_POLICY_NAMES)} nor 'module:Class'")
+        raise ValueError(
+            f"policy {policy!r} is neither one of {', '.join(SB3_POLICY_NAMES)} nor 'module:Class'"
+        )
     return getattr(importlib.import_module(module), attr)
 
 

@@ -81,7 +81,9 @@ class TemperatureObservation(gym.ObservationWrapper, gym.utils.RecordConstructor
         gamma: float = 0.99,
         max_alpha: float = 10.0,
     ) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, distribution=distribution, gamma=gamma, max_alpha=max_alpha)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, distribution=distribution, gamma=gamma, max_alpha=max_alpha
+        )
         gym.ObservationWrapper.__init__(self, env)
         space = env.observation_space
         if not isinstance(space, spaces.Box) or len(space.shape) != 1:

@@ -64,7 +64,9 @@ class TemperedSAC(SAC):
                 next_actions, next_log_prob = self.actor.action_log_prob(replay_data.next_observations)
                 next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
                 next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
-                next_q_values = next_q_values - self.entropy_terms(replay_data.next_observations, next_log_prob)
+                next_q_values = next_q_values - self.entropy_terms(
+                    replay_data.next_observations, next_log_prob
+                )
                 target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
 
             current_q_values = self.critic(replay_data.observations, replay_data.actions)

@@ -29,8 +29,21 @@ from aligngym.rewards.losses import LOSSES
 
 # TRL 1.16's DPO loss names (DPOTrainer checks them only at the first step; we check at construction).
 TRL_DPO_LOSSES = (
-    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
-    "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
 )
 # Margin losses of rewards.losses that TRL lacks (TRL's "robust" keeps TRL's implementation).
 MARGIN_DPO_LOSSES = tuple(name for name in LOSSES if name not in TRL_DPO_LOSSES)
@@ -53,7 +66,9 @@ class RobustDPOConfig(MarginLossArguments, DPOConfig):
         margin = [name for name in self.loss_type if name in MARGIN_DPO_LOSSES]
         if margin:
             if len(self.loss_type) > 1:
-                raise ValueError(f"loss_type {margin[0]!r} cannot be combined with others; got {self.loss_type}")
+                raise ValueError(
+                    f"loss_type {margin[0]!r} cannot be combined with others; got {self.loss_type}"
+                )
             unsupported = {
                 "ld_alpha": self.ld_alpha is not None,
                 "f_divergence_type": self.f_divergence_type != "reverse_kl",
@@ -61,10 +76,16 @@ class RobustDPOConfig(MarginLossArguments, DPOConfig):
             }
             for option, is_set in unsupported.items():
                 if is_set:
-                    raise ValueError(f"{option} is only supported with TRL's loss types, not with {margin[0]!r}")
-            self.build_margin_loss(margin[0], eps=self.label_smoothing)  # validates lambda, tau0 <= tau_max, ...
+                    raise ValueError(
+                        f"{option} is only supported with TRL's loss types, not with {margin[0]!r}"
+                    )
+            self.build_margin_loss(
+                margin[0], eps=self.label_smoothing
+            )  # validates lambda, tau0 <= tau_max, ...
         if "robust" in self.loss_type and not 0.0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"loss_type 'robust' needs label_smoothing in [0, 0.5), got {self.label_smoothing}")
+            raise ValueError(
+                f"loss_type 'robust' needs label_smoothing in [0, 0.5), got {self.label_smoothing}"
+            )
         if self.beta <= 0:
             raise ValueError(f"beta must be positive, got {self.beta}")
 
@@ -87,7 +108,9 @@ class RobustDPOTrainer(DPOTrainer):
         if not isinstance(self.args, RobustDPOConfig):
             raise TypeError(f"RobustDPOTrainer needs a RobustDPOConfig, got {type(self.args).__name__}")
         name = self.args.margin_loss_name
-        self.margin_loss = None if name is None else self.args.build_margin_loss(name, eps=self.args.label_smoothing)
+        self.margin_loss = (
+            None if name is None else self.args.build_margin_loss(name, eps=self.args.label_smoothing)
+        )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.margin_loss is None:
@@ -102,8 +125,9 @@ class RobustDPOTrainer(DPOTrainer):
         loss = out.loss
         if self.aux_loss_enabled:
             loss = loss + self.router_aux_loss_coef * outputs.aux_loss
-        self._log_margin_metrics(mode, inputs, outputs, chosen_logps, rejected_logps, chosen_logratios,
-                                 rejected_logratios, out)
+        self._log_margin_metrics(
+            mode, inputs, outputs, chosen_logps, rejected_logps, chosen_logratios, rejected_logratios, out
+        )
         if return_outputs:
             with torch.no_grad():
                 outputs = model(**model_kwargs)
@@ -139,7 +163,11 @@ class RobustDPOTrainer(DPOTrainer):
         for inputs in self.get_eval_dataloader(dataset if dataset is not None else self.train_dataset):
             _, chosen, rejected, _ = self.policy_log_probs(self.model, inputs)
             ref_chosen, ref_rejected = self.reference_log_probs(inputs)
-            margins.append(self.accelerator.gather_for_metrics(self.beta * ((chosen - ref_chosen) - (rejected - ref_rejected))))
+            margins.append(
+                self.accelerator.gather_for_metrics(
+                    self.beta * ((chosen - ref_chosen) - (rejected - ref_rejected))
+                )
+            )
         self.model.train(was_training)
         return torch.cat(margins).float().cpu()
 
@@ -150,11 +178,12 @@ class RobustDPOTrainer(DPOTrainer):
         flagged = self.margin_loss(self.pair_margins(dataset)).diagnostics.get("flagged")
         return None if flagged is None else flagged.numpy().astype(bool)
 
-    def _log_margin_metrics(self, mode, inputs, outputs, chosen_logps, rejected_logps, chosen_logratios,
-                            rejected_logratios, out) -> None:
+    def _log_margin_metrics(
+        self, mode, inputs, outputs, chosen_logps, rejected_logps, chosen_logratios, rejected_logratios, out
+    ) -> None:
         metrics, gather = self._metrics[mode], self.accelerator.gather_for_metrics
         mask = inputs["completion_mask"][..., 1:]
-        entropy_sum = gather((outputs.entropy[:, -mask.size(1):].detach() * mask).sum()).sum()
+        entropy_sum = gather((outputs.entropy[:, -mask.size(1) :].detach() * mask).sum()).sum()
         total_tokens = gather(mask.sum()).sum()
         metrics["entropy"].append((entropy_sum / total_tokens).item() if total_tokens > 0 else 0.0)
         if mode == "train":

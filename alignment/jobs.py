@@ -98,8 +98,16 @@ def run_dpo(config: DPOJobConfig, seed: int, run_dir: Path) -> dict[str, Any]:
     """Label the pairs, train the DPO variant, save ``run_dir/model``, evaluate against the true reward."""
     artifacts = _artifacts(config.budget, config.sft_run, seed, run_dir)
     kept, first_preferred, corrupted = label_pool(artifacts.train_pool, config.noise, config.rate, seed)
-    results = train_and_evaluate(config.budget, artifacts, config.method, kept, first_preferred, corrupted, seed,
-                                 save_to=run_dir / "model")
+    results = train_and_evaluate(
+        config.budget,
+        artifacts,
+        config.method,
+        kept,
+        first_preferred,
+        corrupted,
+        seed,
+        save_to=run_dir / "model",
+    )
     results["model_dir"] = str(run_dir / "model")
     return results
 
@@ -142,12 +150,26 @@ def run_reward_model(config: RewardModelJobConfig, seed: int, run_dir: Path) -> 
     eval_rows = _reward_rows(heldout.rows(heldout.oracle_labels()))
     with tempfile.TemporaryDirectory(prefix="rm-") as scratch:
         trainer = build_reward_trainer(
-            model, tokenizer, train_rows, spec, scratch, seed, eval_rows=eval_rows,
-            loss_type=config.loss_type, r3m_lambda=config.r3m_lambda, ada_tau0=config.ada_tau0,
-            ada_tau_max=config.ada_tau_max, ada_rho0=config.ada_rho0, label_smoothing=config.label_smoothing,
-            num_train_epochs=config.epochs, learning_rate=config.learning_rate,
-            per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=64, max_length=128,
-            logging_steps=5, prediction_loss_only=True,
+            model,
+            tokenizer,
+            train_rows,
+            spec,
+            scratch,
+            seed,
+            eval_rows=eval_rows,
+            loss_type=config.loss_type,
+            r3m_lambda=config.r3m_lambda,
+            ada_tau0=config.ada_tau0,
+            ada_tau_max=config.ada_tau_max,
+            ada_rho0=config.ada_rho0,
+            label_smoothing=config.label_smoothing,
+            num_train_epochs=config.epochs,
+            learning_rate=config.learning_rate,
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=64,
+            max_length=128,
+            logging_steps=5,
+            prediction_loss_only=True,
         )
         trainer.train()
         clean_accuracy = trainer.evaluate()["eval_accuracy"]
@@ -155,8 +177,12 @@ def run_reward_model(config: RewardModelJobConfig, seed: int, run_dir: Path) -> 
         flagged = trainer.margin_loss(margins).diagnostics.get("flagged")
     save_pretrained_atomic(trainer.model, tokenizer, run_dir / "reward_model")
     trainer.state.save_to_json(str(run_dir / "reward_model" / "trainer_state.json"))
-    results = {"clean_accuracy": float(clean_accuracy), "train_pairs": int(kept.sum()),
-               "corrupted_fraction": float(np.mean(corrupted[kept])), "model_dir": str(run_dir / "reward_model")}
+    results = {
+        "clean_accuracy": float(clean_accuracy),
+        "train_pairs": int(kept.sum()),
+        "corrupted_fraction": float(np.mean(corrupted[kept])),
+        "model_dir": str(run_dir / "reward_model"),
+    }
     results.update(outlier_scores(None if flagged is None else flagged.numpy(), corrupted[kept]))
     return results
 
@@ -164,4 +190,3 @@ def run_reward_model(config: RewardModelJobConfig, seed: int, run_dir: Path) -> 
 def _reward_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     """TRL reward rows: the prompt is part of both texts (implicit-prompt format)."""
     return [{"chosen": r["prompt"] + r["chosen"], "rejected": r["prompt"] + r["rejected"]} for r in rows]
-

@@ -31,18 +31,24 @@ class MarginLossArguments:
         default=0.1, metadata={"help": "Adaptive scaling: lower bound tau0 > 0 of the per-pair temperature."}
     )
     ada_tau_max: float = field(
-        default=1.0, metadata={"help": "Adaptive scaling: upper bound tau_max >= tau0 of the per-pair temperature."}
+        default=1.0,
+        metadata={"help": "Adaptive scaling: upper bound tau_max >= tau0 of the per-pair temperature."},
     )
     ada_rho0: float = field(
         default=0.1,
-        metadata={"help": "Adaptive scaling: KL-constraint weight rho0 > 0 (rho0 >= log 2 puts every tau at tau0)."},
+        metadata={
+            "help": "Adaptive scaling: KL-constraint weight rho0 > 0 (rho0 >= log 2 puts every tau at tau0)."
+        },
     )
     ada_newton_steps: int = field(
-        default=5, metadata={"help": "Adaptive scaling: Newton steps per batch for the temperatures (newton solver)."}
+        default=5,
+        metadata={"help": "Adaptive scaling: Newton steps per batch for the temperatures (newton solver)."},
     )
     ada_solver: str = field(
         default="exact",
-        metadata={"help": "Adaptive scaling: 'exact' per-pair minimiser or the official code's 'newton' iteration."},
+        metadata={
+            "help": "Adaptive scaling: 'exact' per-pair minimiser or the official code's 'newton' iteration."
+        },
     )
 
     def build_margin_loss(self, name: str, eps: float | None = None) -> PreferenceLoss:
@@ -50,8 +56,12 @@ class MarginLossArguments:
         if name == "r3m":
             return make_loss(name, lam=self.r3m_lambda)
         if name in ("adaptive", "adaptive_quadratic"):
-            params = {"tau0": self.ada_tau0, "tau_max": self.ada_tau_max, "rho0": self.ada_rho0,
-                          "newton_steps": self.ada_newton_steps}
+            params = {
+                "tau0": self.ada_tau0,
+                "tau_max": self.ada_tau_max,
+                "rho0": self.ada_rho0,
+                "newton_steps": self.ada_newton_steps,
+            }
             if name == "adaptive":
                 params["solver"] = self.ada_solver
             return make_loss(name, **params)

@@ -68,7 +68,9 @@ class ModelSpec:
         if self.lora_r < 0:
             raise ValueError(f"lora_r must be >= 0 (0 = full fine-tuning), got {self.lora_r}")
         if self.tiny_hidden_size % self.tiny_heads:
-            raise ValueError(f"tiny_hidden_size {self.tiny_hidden_size} must be divisible by tiny_heads {self.tiny_heads}")
+            raise ValueError(
+                f"tiny_hidden_size {self.tiny_hidden_size} must be divisible by tiny_heads {self.tiny_heads}"
+            )
 
     @property
     def is_tiny(self) -> bool:
@@ -120,7 +122,9 @@ def load_tokenizer(spec: ModelSpec, corpus: Iterable[str] | None = None) -> PreT
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.name_or_path, trust_remote_code=spec.trust_remote_code)
     except OSError as exc:
-        raise ValueError(f"cannot load a tokenizer from {spec.name_or_path!r}: {str(exc).splitlines()[0]}") from None
+        raise ValueError(
+            f"cannot load a tokenizer from {spec.name_or_path!r}: {str(exc).splitlines()[0]}"
+        ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -140,12 +144,18 @@ def load_causal_lm(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, seed: in
     """A causal LM: a seeded tiny Llama for ``tiny``, else ``AutoModelForCausalLM.from_pretrained``."""
     if spec.is_tiny:
         return build_tiny_causal_lm(
-            tokenizer, seed=seed, hidden_size=spec.tiny_hidden_size, layers=spec.tiny_layers, heads=spec.tiny_heads
+            tokenizer,
+            seed=seed,
+            hidden_size=spec.tiny_hidden_size,
+            layers=spec.tiny_layers,
+            heads=spec.tiny_heads,
         )
     try:
         model = AutoModelForCausalLM.from_pretrained(spec.name_or_path, **_pretrained_kwargs(spec))
     except OSError as exc:
-        raise ValueError(f"cannot load a causal LM from {spec.name_or_path!r}: {str(exc).splitlines()[0]}") from None
+        raise ValueError(
+            f"cannot load a causal LM from {spec.name_or_path!r}: {str(exc).splitlines()[0]}"
+        ) from None
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
 
@@ -154,7 +164,11 @@ def load_reward_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, seed:
     """A scalar reward model (``num_labels=1``), as TRL's RewardTrainer expects."""
     if spec.is_tiny:
         return build_tiny_reward_model(
-            tokenizer, seed=seed, hidden_size=spec.tiny_hidden_size, layers=spec.tiny_layers, heads=spec.tiny_heads
+            tokenizer,
+            seed=seed,
+            hidden_size=spec.tiny_hidden_size,
+            layers=spec.tiny_layers,
+            heads=spec.tiny_heads,
         )
     torch.manual_seed(seed)  # the new scalar head is initialised randomly
     try:
@@ -162,12 +176,16 @@ def load_reward_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, seed:
             spec.name_or_path, num_labels=1, **_pretrained_kwargs(spec)
         )
     except OSError as exc:
-        raise ValueError(f"cannot load a reward model from {spec.name_or_path!r}: {str(exc).splitlines()[0]}") from None
+        raise ValueError(
+            f"cannot load a reward model from {spec.name_or_path!r}: {str(exc).splitlines()[0]}"
+        ) from None
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
 
 
-def save_pretrained_atomic(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: str | Path) -> Path:
+def save_pretrained_atomic(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: str | Path
+) -> Path:
     """``save_pretrained`` model and tokenizer into a temporary sibling folder, then rename it into place.
 
     A run killed mid-save leaves no half-written model folder; an existing folder is replaced.

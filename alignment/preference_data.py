@@ -80,7 +80,10 @@ def build_pair_pool(
         samples = texts[i * samples_per_prompt : (i + 1) * samples_per_prompt]
         rewards = [task.reward(prompt, s) for s in samples]
         candidates = [
-            (a, b) for a in range(len(samples)) for b in range(a + 1, len(samples)) if rewards[a] != rewards[b]
+            (a, b)
+            for a in range(len(samples))
+            for b in range(a + 1, len(samples))
+            if rewards[a] != rewards[b]
         ]
         if not candidates:
             continue
@@ -95,8 +98,9 @@ def build_pair_pool(
     return pool
 
 
-
-def label_pool(pool: PairPool, noise: str, level: float | None, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def label_pool(
+    pool: PairPool, noise: str, level: float | None, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Teacher labels of the pool: ``(kept, first_preferred, corrupted)``, boolean arrays of shape [n].
 
     ``noise`` / ``level`` name a teacher of ``aligngym.rewards.teachers`` (``mistake`` 0.2 flips 20% of
@@ -107,6 +111,8 @@ def label_pool(pool: PairPool, noise: str, level: float | None, seed: int) -> tu
     if noise == "myopic":
         raise ValueError("the myopic teacher needs per-step rewards; a text response has one true reward")
     teacher = make_teacher(noise, None if noise == "oracle" else level)
-    out = teacher.label(np.asarray(pool.first_reward), np.asarray(pool.second_reward), np.random.default_rng([seed, 2]))
+    out = teacher.label(
+        np.asarray(pool.first_reward), np.asarray(pool.second_reward), np.random.default_rng([seed, 2])
+    )
     kept = out.keep & (out.labels != 0.5)
     return kept, out.labels == 1.0, out.corrupted

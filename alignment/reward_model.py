@@ -57,7 +57,9 @@ class RobustRewardTrainer(RewardTrainer):
         out = self.margin_loss(margins)
         loss = out.loss
         if self.args.center_rewards_coefficient is not None:
-            loss = loss + self.args.center_rewards_coefficient * torch.mean((rewards_chosen + rewards_rejected) ** 2)
+            loss = loss + self.args.center_rewards_coefficient * torch.mean(
+                (rewards_chosen + rewards_rejected) ** 2
+            )
         self._log_metrics(mode, inputs, outputs, rewards_chosen, rewards_rejected, out)
         return (loss, outputs) if return_outputs else loss
 
@@ -84,7 +86,9 @@ class RobustRewardTrainer(RewardTrainer):
             metrics["min_reward"].append(all_rewards.min().item())
             metrics["mean_reward"].append(all_rewards.mean().item())
             metrics["max_reward"].append(all_rewards.max().item())
-            metrics["accuracy"].append(gather((rewards_chosen > rewards_rejected).float().mean()).mean().item())
+            metrics["accuracy"].append(
+                gather((rewards_chosen > rewards_rejected).float().mean()).mean().item()
+            )
             metrics["margin"].append(gather((rewards_chosen - rewards_rejected).mean()).mean().item())
             for key, value in diagnostic_scalars(out).items():
                 metrics[f"loss/{key}"].append(gather(value.to(all_rewards.device)).mean().item())

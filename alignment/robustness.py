@@ -62,7 +62,12 @@ METHODS: dict[str, str] = {
     "smoothing": "smoothing",
 }
 RESULT_KEYS = (
-    "normalized_return", "true_return", "clean_accuracy", "outlier_precision", "outlier_recall", "flagged_fraction",
+    "normalized_return",
+    "true_return",
+    "clean_accuracy",
+    "outlier_precision",
+    "outlier_recall",
+    "flagged_fraction",
 )
 
 
@@ -101,7 +106,14 @@ class TextCellBudget:
     def __post_init__(self) -> None:
         get_task(self.task)
         self.spec()  # a missing local model path fails here, not after minutes of work
-        for name in ("sft_examples", "train_prompts", "heldout_prompts", "max_new_tokens", "dpo_batch_size", "threads"):
+        for name in (
+            "sft_examples",
+            "train_prompts",
+            "heldout_prompts",
+            "max_new_tokens",
+            "dpo_batch_size",
+            "threads",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.samples_per_prompt < 2:
@@ -109,19 +121,34 @@ class TextCellBudget:
 
     def spec(self, path: str | Path | None = None) -> ModelSpec:
         """The model to start from, or (``path``) a folder trained from it such as the SFT model."""
-        return ModelSpec(name_or_path=str(path or self.model), lora_r=self.lora_r,
-                         gradient_checkpointing=self.model != TINY)
+        return ModelSpec(
+            name_or_path=str(path or self.model),
+            lora_r=self.lora_r,
+            gradient_checkpointing=self.model != TINY,
+        )
 
     def seed_key(self) -> str:
         """Hash of the fields that the SFT model and the pair pools depend on."""
-        fields = ("task", "model", "lora_r", "sft_examples", "sft_epochs", "sft_learning_rate", "train_prompts",
-                  "heldout_prompts", "samples_per_prompt", "max_new_tokens")
+        fields = (
+            "task",
+            "model",
+            "lora_r",
+            "sft_examples",
+            "sft_epochs",
+            "sft_learning_rate",
+            "train_prompts",
+            "heldout_prompts",
+            "samples_per_prompt",
+            "max_new_tokens",
+        )
         return _digest({f: getattr(self, f) for f in fields})
 
     def dpo_key(self) -> str:
         """Hash of every field that a DPO run depends on (the oracle run is cached under it)."""
         skip = {"threads", "cache_dir"}
-        return _digest({f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip})
+        return _digest(
+            {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+        )
 
 
 def _digest(values: dict[str, Any]) -> str:
@@ -155,7 +182,9 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def seed_artifacts(budget: TextCellBudget, seed: int, folder: Path | None = None, quiet: bool = False) -> SeedArtifacts:
+def seed_artifacts(
+    budget: TextCellBudget, seed: int, folder: Path | None = None, quiet: bool = False
+) -> SeedArtifacts:
     """Build (or load) the SFT model and pair pools of ``seed`` in ``folder`` (default: under the cache).
 
     ``quiet``: no per-log-step printing from the trainers (sweeps show a progress bar).
@@ -182,9 +211,18 @@ def _build_seed_artifacts(budget: TextCellBudget, seed: int, folder: Path, quiet
     model = load_causal_lm(spec, tokenizer, seed=seed)
     with tempfile.TemporaryDirectory(prefix="sft-") as scratch:
         trainer = train_sft(
-            model, tokenizer, corpus, spec, scratch, seed,
-            num_train_epochs=budget.sft_epochs, learning_rate=budget.sft_learning_rate,
-            per_device_train_batch_size=32, lr_scheduler_type="cosine", warmup_steps=10, max_length=128,
+            model,
+            tokenizer,
+            corpus,
+            spec,
+            scratch,
+            seed,
+            num_train_epochs=budget.sft_epochs,
+            learning_rate=budget.sft_learning_rate,
+            per_device_train_batch_size=32,
+            lr_scheduler_type="cosine",
+            warmup_steps=10,
+            max_length=128,
             quiet=quiet,
         )
         model = trainer.model
@@ -198,15 +236,20 @@ def _build_seed_artifacts(budget: TextCellBudget, seed: int, folder: Path, quiet
     train_pool = build_pair_pool(model, tokenizer, task, train_prompts, seed=seed, **sample)
     heldout_pool = build_pair_pool(model, tokenizer, task, heldout_prompts, seed=seed + 1, **sample)
     sft_rewards = _policy_rewards(model, tokenizer, task, heldout_prompts, seed, budget)
-    atomic_write_json(folder / "pools.json", {
-        "train_pool": dataclasses.asdict(train_pool),
-        "heldout_pool": dataclasses.asdict(heldout_pool),
-        "eval_prompts": heldout_prompts,
-        "sft_rewards": sft_rewards,
-    })
+    atomic_write_json(
+        folder / "pools.json",
+        {
+            "train_pool": dataclasses.asdict(train_pool),
+            "heldout_pool": dataclasses.asdict(heldout_pool),
+            "eval_prompts": heldout_prompts,
+            "sft_rewards": sft_rewards,
+        },
+    )
 
 
-def _policy_rewards(model, tokenizer, task: TextTask, prompts: list[str], seed: int, budget: TextCellBudget) -> list[float]:
+def _policy_rewards(
+    model, tokenizer, task: TextTask, prompts: list[str], seed: int, budget: TextCellBudget
+) -> list[float]:
     """True rewards of one sample per prompt (same sampling seed for every policy: common random numbers)."""
     texts = sample_completions(model, tokenizer, prompts, seed=seed + 2, max_new_tokens=budget.max_new_tokens)
     return [task.reward(p, t) for p, t in zip(prompts, texts)]
@@ -236,14 +279,29 @@ def train_and_evaluate(
     policy = load_causal_lm(sft, tokenizer)
     with tempfile.TemporaryDirectory(prefix="dpo-") as scratch:
         trainer = build_dpo_trainer(
-            policy, tokenizer, artifacts.train_pool.subset(kept).rows(first_preferred[kept]), sft, scratch, seed,
+            policy,
+            tokenizer,
+            artifacts.train_pool.subset(kept).rows(first_preferred[kept]),
+            sft,
+            scratch,
+            seed,
             eval_rows=artifacts.heldout_pool.rows(artifacts.heldout_pool.oracle_labels()),
-            progress=progress, quiet=quiet,
-            loss_type=METHODS[method], beta=budget.beta, label_smoothing=budget.rdpo_eps,
-            r3m_lambda=budget.r3m_lambda, ada_tau0=budget.ada_tau0, ada_tau_max=budget.ada_tau_max,
-            ada_rho0=budget.ada_rho0, num_train_epochs=budget.dpo_epochs, learning_rate=budget.dpo_learning_rate,
-            per_device_train_batch_size=budget.dpo_batch_size, per_device_eval_batch_size=64,
-            max_length=128, prediction_loss_only=True, logging_steps=5,
+            progress=progress,
+            quiet=quiet,
+            loss_type=METHODS[method],
+            beta=budget.beta,
+            label_smoothing=budget.rdpo_eps,
+            r3m_lambda=budget.r3m_lambda,
+            ada_tau0=budget.ada_tau0,
+            ada_tau_max=budget.ada_tau_max,
+            ada_rho0=budget.ada_rho0,
+            num_train_epochs=budget.dpo_epochs,
+            learning_rate=budget.dpo_learning_rate,
+            per_device_train_batch_size=budget.dpo_batch_size,
+            per_device_eval_batch_size=64,
+            max_length=128,
+            prediction_loss_only=True,
+            logging_steps=5,
         )
         trainer.train()
         clean_accuracy = trainer.evaluate()["eval_rewards/accuracies"]
@@ -261,7 +319,9 @@ def train_and_evaluate(
         "clean_accuracy": float(clean_accuracy),
         "corrupted_fraction": float(np.mean(corrupted)),
         "train_pairs": len(corrupted),
-        "final_train_loss": next(float(h["train_loss"]) for h in trainer.state.log_history if "train_loss" in h),
+        "final_train_loss": next(
+            float(h["train_loss"]) for h in trainer.state.log_history if "train_loss" in h
+        ),
     }
     results.update(outlier_scores(flagged, corrupted))
     return results
@@ -311,16 +371,19 @@ def run_text_cell(
     artifacts = seed_artifacts(config, seed, quiet=True)
     kept, first_preferred, corrupted = label_pool(artifacts.train_pool, noise, rate, seed)
     r_oracle = oracle_return(config, artifacts, seed)
-    results = train_and_evaluate(config, artifacts, method, kept, first_preferred, corrupted, seed, progress,
-                                 quiet=True)
+    results = train_and_evaluate(
+        config, artifacts, method, kept, first_preferred, corrupted, seed, progress, quiet=True
+    )
     gap = r_oracle - results["sft_return"]
     results["oracle_return"] = r_oracle
-    results["normalized_return"] = (results["true_return"] - results["sft_return"]) / gap if abs(gap) > 1e-9 else math.nan
+    results["normalized_return"] = (
+        (results["true_return"] - results["sft_return"]) / gap if abs(gap) > 1e-9 else math.nan
+    )
     return results
-
 
 
 def sweep_cell(cell: dict[str, Any], progress: ProgressFn | None = None) -> dict[str, float]:
     """``run_text_cell`` for a sweep cell dict (``method, noise, rate, seed, config``) of ``aligngym.runs.sweep``."""
-    return run_text_cell(cell["method"], cell["noise"], cell["rate"], cell["seed"], progress=progress,
-                         **cell.get("config", {}))
+    return run_text_cell(
+        cell["method"], cell["noise"], cell["rate"], cell["seed"], progress=progress, **cell.get("config", {})
+    )

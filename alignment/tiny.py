@@ -35,7 +35,9 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTrain
     return fast
 
 
-def tiny_llama_config(vocab_size: int, hidden_size: int = 128, layers: int = 4, heads: int = 4, **overrides) -> LlamaConfig:
+def tiny_llama_config(
+    vocab_size: int, hidden_size: int = 128, layers: int = 4, heads: int = 4, **overrides
+) -> LlamaConfig:
     """About 1M parameters at the defaults (vocab 512): 3 TRL steps take well under a second on CPU."""
     values = {
         "vocab_size": vocab_size,
@@ -57,7 +59,9 @@ def _ids(config: LlamaConfig, tokenizer: PreTrainedTokenizerFast) -> None:
     config.pad_token_id = tokenizer.pad_token_id
 
 
-def build_tiny_causal_lm(tokenizer: PreTrainedTokenizerFast, seed: int = 0, **config_overrides) -> LlamaForCausalLM:
+def build_tiny_causal_lm(
+    tokenizer: PreTrainedTokenizerFast, seed: int = 0, **config_overrides
+) -> LlamaForCausalLM:
     """A randomly initialised (seeded) tiny Llama for ``tokenizer``."""
     config = tiny_llama_config(len(tokenizer), **config_overrides)
     _ids(config, tokenizer)
@@ -65,7 +69,9 @@ def build_tiny_causal_lm(tokenizer: PreTrainedTokenizerFast, seed: int = 0, **co
     return LlamaForCausalLM(config)
 
 
-def build_tiny_reward_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0, **config_overrides) -> LlamaForSequenceClassification:
+def build_tiny_reward_model(
+    tokenizer: PreTrainedTokenizerFast, seed: int = 0, **config_overrides
+) -> LlamaForSequenceClassification:
     """A tiny Llama with a scalar head (num_labels=1), as TRL's RewardTrainer expects."""
     config = tiny_llama_config(len(tokenizer), num_labels=1, **config_overrides)
     _ids(config, tokenizer)

@@ -104,16 +104,19 @@ def build_dpo_trainer(
 ) -> RobustDPOTrainer:
     """A RobustDPOTrainer on prompt/chosen/rejected rows; ``config`` holds RobustDPOConfig fields."""
     args = RobustDPOConfig(**trainer_arguments(spec, output_dir, seed, **config))
-    return _quiet(RobustDPOTrainer(
-        model=model,
-        ref_model=ref_model,
-        args=args,
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-        processing_class=tokenizer,
-        peft_config=spec.peft_config("CAUSAL_LM"),
-        callbacks=_callbacks(progress),
-    ), quiet)
+    return _quiet(
+        RobustDPOTrainer(
+            model=model,
+            ref_model=ref_model,
+            args=args,
+            train_dataset=Dataset.from_list(train_rows),
+            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+            processing_class=tokenizer,
+            peft_config=spec.peft_config("CAUSAL_LM"),
+            callbacks=_callbacks(progress),
+        ),
+        quiet,
+    )
 
 
 def build_reward_trainer(

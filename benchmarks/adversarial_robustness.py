@@ -32,8 +32,14 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 RECIPES = {"sac": "sac-{task}", "random": "sac-random-{task}", "rarl": "rarl-{task}", "qarl": "qarl-{task}"}
-METRICS = ("nominal_return", "vs_adversary_return", "vs_worst_case_return", "vs_constant_push_return", "grid_mean",
-           "grid_worst")
+METRICS = (
+    "nominal_return",
+    "vs_adversary_return",
+    "vs_worst_case_return",
+    "vs_constant_push_return",
+    "grid_mean",
+    "grid_worst",
+)
 
 
 def run_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
@@ -54,8 +60,17 @@ def averaged_grid(rows: list[dict[str, Any]]) -> Any:
     first = grids[0]
     returns = np.mean([g["returns"] for g in grids], axis=0)
     stds = np.std([g["returns"] for g in grids], axis=0)
-    return GridResult(first["task"], first["body"], first["nominal_mass"], first["masses"], first["frictions"],
-                      returns, stds, first["episodes"], first["seed"])
+    return GridResult(
+        first["task"],
+        first["body"],
+        first["nominal_mass"],
+        first["masses"],
+        first["frictions"],
+        returns,
+        stds,
+        first["episodes"],
+        first["seed"],
+    )
 
 
 def heatmap_title(method: str, grid: Any, seeds: int) -> str:
@@ -70,11 +85,15 @@ def versus_sac(rows: list[dict[str, Any]], sac_rows: list[dict[str, Any]], metri
         return "-"
     values, sac = [r[metric] for r in rows], [r[metric] for r in sac_rows]
     relative = 100 * (np.mean(values) / np.mean(sac) - 1)
-    p_value = ttest_ind(values, sac, equal_var=False).pvalue if min(len(values), len(sac)) > 1 else float("nan")
+    p_value = (
+        ttest_ind(values, sac, equal_var=False).pvalue if min(len(values), len(sac)) > 1 else float("nan")
+    )
     return f"{relative:+.1f}% (p={p_value:.2f})"
 
 
-def report(rows: list[dict[str, Any]], methods: list[str], task: str, command: str, out: Path, wall_s: float) -> str:
+def report(
+    rows: list[dict[str, Any]], methods: list[str], task: str, command: str, out: Path, wall_s: float
+) -> str:
     from aligngym.envs.perturbations import plot_heatmap
 
     by_method = {m: [r for r in rows if r["method"] == m] for m in methods}
@@ -108,15 +127,29 @@ def report(rows: list[dict[str, Any]], methods: list[str], task: str, command: s
         steps = int(np.mean([r["protagonist_timesteps"] for r in method_rows]))
         lines.append(f"| {method} | {len(method_rows)} | {steps} | " + " | ".join(cells + versus) + " |")
         grid = averaged_grid(method_rows)
-        plot_heatmap(grid, out / f"adversarial_heatmap_{task}_{method}.png", title=heatmap_title(method, grid, len(method_rows)))
-    lines += ["", "Per run:", "", "| method | seed | " + " | ".join(METRICS) + " | final alpha mean | run folder |",
-              "| --- | ---: |" + " ---: |" * (len(METRICS) + 1) + " --- |"]
+        plot_heatmap(
+            grid,
+            out / f"adversarial_heatmap_{task}_{method}.png",
+            title=heatmap_title(method, grid, len(method_rows)),
+        )
+    lines += [
+        "",
+        "Per run:",
+        "",
+        "| method | seed | " + " | ".join(METRICS) + " | final alpha mean | run folder |",
+        "| --- | ---: |" + " ---: |" * (len(METRICS) + 1) + " --- |",
+    ]
     for row in sorted(rows, key=lambda r: (methods.index(r["method"]), r["seed"])):
         values = " | ".join(f"{row[m]:.1f}" if m in row else "-" for m in METRICS)
         alpha = f"{row['final_alpha_mean']:.4f}" if "final_alpha_mean" in row else "-"
-        lines.append(f"| {row['method']} | {row['seed']} | {values} | {alpha} | {Path(row['run_dir']).name} |")
-    lines += ["", "Heatmaps (grid averaged over seeds): " + ", ".join(
-        f"adversarial_heatmap_{task}_{m}.png" for m in methods if by_method.get(m))]
+        lines.append(
+            f"| {row['method']} | {row['seed']} | {values} | {alpha} | {Path(row['run_dir']).name} |"
+        )
+    lines += [
+        "",
+        "Heatmaps (grid averaged over seeds): "
+        + ", ".join(f"adversarial_heatmap_{task}_{m}.png" for m in methods if by_method.get(m)),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -125,28 +158,53 @@ def main(argv: list[str] | None = None) -> int:
     from aligngym.runs.sweep import run_sweep
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="a recipe override for every method (repeatable), e.g. --set iterations=40")
-    parser.add_argument("--task", default="invertedpendulum", help="recipe suffix: invertedpendulum, hopper, ...")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a recipe override for every method (repeatable), e.g. --set iterations=40",
+    )
+    parser.add_argument(
+        "--task", default="invertedpendulum", help="recipe suffix: invertedpendulum, hopper, ..."
+    )
     parser.add_argument("--methods", nargs="+", default=["qarl", "rarl", "sac"], choices=sorted(RECIPES))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--runs", type=Path, default=None,
-                        help="run folders (default results/adversarial-robustness-TASK) and the sweep's results.jsonl (re-use it to resume)")
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=None,
+        help="run folders (default results/adversarial-robustness-TASK) and the sweep's results.jsonl (re-use it to resume)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     args.runs = args.runs or Path(f"results/adversarial-robustness-{args.task}")
     logging.basicConfig(level=logging.WARNING)
     sys.path.insert(0, str(Path(__file__).parent))  # spawned workers import this file as a module
     cells = [
-        {"domain": "control", "env": args.task, "method": method, "noise": None, "rate": None, "seed": seed,
-         "config": {"recipe": RECIPES[method].format(task=args.task), "overrides": args.overrides,
-                    "runs": str(args.runs)}}
-        for method in args.methods for seed in range(args.seeds)
+        {
+            "domain": "control",
+            "env": args.task,
+            "method": method,
+            "noise": None,
+            "rate": None,
+            "seed": seed,
+            "config": {
+                "recipe": RECIPES[method].format(task=args.task),
+                "overrides": args.overrides,
+                "runs": str(args.runs),
+            },
+        }
+        for method in args.methods
+        for seed in range(args.seeds)
     ]
     start = time.perf_counter()
     rows = run_sweep(cells, "adversarial_robustness:run_cell", args.runs, workers=args.workers)
-    command = "python benchmarks/adversarial_robustness.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/adversarial_robustness.py " + shlex.join(
+        argv if argv is not None else sys.argv[1:]
+    )
     text = report(rows, args.methods, args.task, command.strip(), args.out, time.perf_counter() - start)
     atomic_write_text(args.out / f"adversarial_robustness_{args.task}.md", text)
     atomic_write_json(args.out / f"adversarial_robustness_{args.task}.json", rows)

@@ -51,10 +51,18 @@ TARGET = 1.05
 def preference_rows(n: int, repeat: int, seed: int = 0) -> list[dict[str, str]]:
     """n sentiment pairs; ``repeat`` demonstrations per completion make longer sequences for real models."""
     corpus = get_task("sentiment").corpus(n * 2 * repeat, seed)
+
     def completion(i: int) -> str:
         return "".join(r["completion"] for r in corpus[i * repeat : (i + 1) * repeat])
-    return [{"prompt": corpus[2 * i * repeat]["prompt"], "chosen": completion(2 * i), "rejected": completion(2 * i + 1)}
-            for i in range(n)]
+
+    return [
+        {
+            "prompt": corpus[2 * i * repeat]["prompt"],
+            "chosen": completion(2 * i),
+            "rejected": completion(2 * i + 1),
+        }
+        for i in range(n)
+    ]
 
 
 def build_trainers(args: argparse.Namespace, scratch: str) -> tuple[dict[str, DPOTrainer], dict, int]:
@@ -63,18 +71,35 @@ def build_trainers(args: argparse.Namespace, scratch: str) -> tuple[dict[str, DP
     tokenizer = load_tokenizer(spec, corpus=[r["prompt"] + r["chosen"] for r in preference_rows(256, 1)])
     model = load_causal_lm(spec, tokenizer, seed=0)
     cuda = args.device == "cuda"
-    common = {"output_dir": scratch, "use_cpu": not cuda, "bf16": cuda and args.dtype == "bfloat16", "report_to": "none",
-                  "per_device_train_batch_size": args.batch_size, "gradient_checkpointing": False, "save_strategy": "no",
-                  "max_length": None, "seed": 0, "disable_tqdm": True, "beta": 0.1}
+    common = {
+        "output_dir": scratch,
+        "use_cpu": not cuda,
+        "bf16": cuda and args.dtype == "bfloat16",
+        "report_to": "none",
+        "per_device_train_batch_size": args.batch_size,
+        "gradient_checkpointing": False,
+        "save_strategy": "no",
+        "max_length": None,
+        "seed": 0,
+        "disable_tqdm": True,
+        "beta": 0.1,
+    }
     dataset = Dataset.from_list(rows)
     trainers: dict[str, DPOTrainer] = {}
     for name, kwargs in VARIANTS.items():
-        config_cls, trainer_cls = (DPOConfig, DPOTrainer) if name == BASELINE else (RobustDPOConfig, RobustDPOTrainer)
+        config_cls, trainer_cls = (
+            (DPOConfig, DPOTrainer) if name == BASELINE else (RobustDPOConfig, RobustDPOTrainer)
+        )
         policy, reference = copy.deepcopy(model), copy.deepcopy(model)
         if cuda:
             policy, reference = policy.cuda(), reference.cuda()
-        trainers[name] = trainer_cls(model=policy, ref_model=reference, args=config_cls(**common, **kwargs),
-                                     train_dataset=dataset, processing_class=tokenizer)
+        trainers[name] = trainer_cls(
+            model=policy,
+            ref_model=reference,
+            args=config_cls(**common, **kwargs),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+        )
     batch = next(iter(trainers[BASELINE].get_train_dataloader()))
     n_params = sum(p.numel() for p in model.parameters())
     return trainers, batch, n_params
@@ -103,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--batch-size", type=int, default=32, help="pairs per step")
-    parser.add_argument("--repeat", type=int, default=1, help="demonstrations per completion (longer sequences)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="demonstrations per completion (longer sequences)"
+    )
     parser.add_argument("--steps", type=int, default=5, help="steps per measurement")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -127,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         paired: dict[str, list[float]] = {name: [] for name in others}
         peak: dict[str, float] = {}
         for r in range(args.rounds):
-            for name in others[r % len(others):] + others[: r % len(others)]:
+            for name in others[r % len(others) :] + others[: r % len(others)]:
                 base = timed_steps(trainers[BASELINE], batch, args.steps, cuda)
                 if cuda:
                     torch.cuda.reset_peak_memory_stats()
@@ -140,12 +167,18 @@ def main(argv: list[str] | None = None) -> int:
 
     best_base = min(times[BASELINE])
     results = {
-        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": "python "
+        + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {args.threads}",
         "load_average_at_start": [round(x, 2) for x in load],
         "device": torch.cuda.get_device_name() if cuda else "cpu",
-        "model": args.model, "parameters": n_params, "dtype": args.dtype, "pairs_per_step": args.batch_size,
-        "tokens_per_step": tokens, "steps_per_measurement": args.steps, "rounds": args.rounds,
+        "model": args.model,
+        "parameters": n_params,
+        "dtype": args.dtype,
+        "pairs_per_step": args.batch_size,
+        "tokens_per_step": tokens,
+        "steps_per_measurement": args.steps,
+        "rounds": args.rounds,
         "variants": {},
     }
     for name in trainers:

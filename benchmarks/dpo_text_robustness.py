@@ -34,12 +34,22 @@ RESULTS = Path(__file__).parent / "results"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3],
-                        help="seeds (seed 0 was used to pilot the hyperparameters, so it is left out)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[1, 2, 3],
+        help="seeds (seed 0 was used to pilot the hyperparameters, so it is left out)",
+    )
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for dpo_text_robustness.{md,csv,png}")
-    parser.add_argument("--cache-dir", default="results/cache/text-robustness",
-                        help="SFT models and pair pools per seed (shared by every cell of that seed)")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="folder for dpo_text_robustness.{md,csv,png}"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default="results/cache/text-robustness",
+        help="SFT models and pair pools per seed (shared by every cell of that seed)",
+    )
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
 
@@ -47,14 +57,29 @@ def main(argv: list[str] | None = None) -> int:
     # workers build different seeds' SFT models instead of waiting for the same one
     budget = dataclasses.asdict(TextCellBudget(cache_dir=args.cache_dir))
     cells = [
-        {"domain": "text", "env": "sentiment", "method": method, "noise": noise, "rate": rate, "seed": seed,
-         "config": budget}
-        for noise, rate in NOISE_SETTINGS for method in args.methods for seed in args.seeds
+        {
+            "domain": "text",
+            "env": "sentiment",
+            "method": method,
+            "noise": noise,
+            "rate": rate,
+            "seed": seed,
+            "config": budget,
+        }
+        for noise, rate in NOISE_SETTINGS
+        for method in args.methods
+        for seed in args.seeds
     ]
     start, load = time.perf_counter(), os.getloadavg()
-    run_sweep(cells, "aligngym.alignment.robustness:sweep_cell", args.out / "dpo_text_robustness",
-              workers=args.workers)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    run_sweep(
+        cells,
+        "aligngym.alignment.robustness:sweep_cell",
+        args.out / "dpo_text_robustness",
+        workers=args.workers,
+    )
+    command = "python " + " ".join(
+        shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]
+    )
     header = (
         "# Text robustness: DPO variants under corrupted preference labels (tiny offline setup)\n\n"
         f"Command: `{command}`\n\n"
@@ -68,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         "accuracy on held-out pairs with oracle labels; outlier P/R = R3M's flagged pairs vs the corrupted ones.\n\n"
         "Budget (TextCellBudget): " + ", ".join(f"{k}={v}" for k, v in budget.items() if k != "cache_dir")
     )
-    report = render_report(args.out / "dpo_text_robustness", header=header, stem="dpo_text_robustness",
-                           target_dir=args.out)
+    report = render_report(
+        args.out / "dpo_text_robustness", header=header, stem="dpo_text_robustness", target_dir=args.out
+    )
     print(report.markdown.read_text())
     return 0
 

@@ -44,8 +44,10 @@ def small_mlp_reward(obs_dim: int, act_dim: int, seed: int = 0) -> Callable[...,
     """A 2x64 tanh MLP on (obs, action, next_obs): the size of the reward nets in preference RL."""
     torch.manual_seed(seed)
     net = torch.nn.Sequential(
-        torch.nn.Linear(2 * obs_dim + act_dim, 64), torch.nn.Tanh(),
-        torch.nn.Linear(64, 64), torch.nn.Tanh(),
+        torch.nn.Linear(2 * obs_dim + act_dim, 64),
+        torch.nn.Tanh(),
+        torch.nn.Linear(64, 64),
+        torch.nn.Tanh(),
         torch.nn.Linear(64, 1),
     ).eval()
 
@@ -109,9 +111,11 @@ def measure(task: str, steps: int, rounds: int, seed: int) -> list[dict]:
     raw = gym.make(f"{task}-v5")
     obs_dim, act_dim = raw.observation_space.shape[0], raw.action_space.shape[0]
     reward_fn = small_mlp_reward(obs_dim, act_dim, seed)
-    actions = np.random.default_rng(seed).uniform(
-        raw.action_space.low, raw.action_space.high, (steps, act_dim)
-    ).astype(np.float32)
+    actions = (
+        np.random.default_rng(seed)
+        .uniform(raw.action_space.low, raw.action_space.high, (steps, act_dim))
+        .astype(np.float32)
+    )
     vec_actions = actions[: steps // VEC_ENVS]
     vec_steps = len(vec_actions) * VEC_ENVS
     view = gym.make(f"aligngym/{task}Protagonist-v0")
@@ -129,15 +133,23 @@ def measure(task: str, steps: int, rounds: int, seed: int) -> list[dict]:
         "two-player game, zero force": ("raw", lambda: run_game(game, actions, seed), steps),
         "model perturbation (nominal)": ("raw", lambda: run_env(perturbed, actions, seed), steps),
         "learned reward, per step": ("raw", lambda: run_env(learned, actions, seed), steps),
-        "learned reward, batched rollout": ("raw", lambda: run_batched(recorded, actions, seed, reward_fn), steps),
+        "learned reward, batched rollout": (
+            "raw",
+            lambda: run_batched(recorded, actions, seed, reward_fn),
+            steps,
+        ),
         vec_base: (vec_base, lambda: run_vec(raw_vec, vec_actions, seed), vec_steps),
-        f"LearnedRewardVecEnv({VEC_ENVS})": (vec_base, lambda: run_vec(learned_vec, vec_actions, seed), vec_steps),
+        f"LearnedRewardVecEnv({VEC_ENVS})": (
+            vec_base,
+            lambda: run_vec(learned_vec, vec_actions, seed),
+            vec_steps,
+        ),
     }
     names = [name for name, (baseline, _, _) in variants.items() if name != baseline]
     # name -> [(baseline rate, variant rate)] measured back to back
     pairs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:  # rotate the order every round
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order every round
             baseline, run, n = variants[name]
             _, run_baseline, n_baseline = variants[baseline]
             pairs[name].append((n_baseline / run_baseline(), n / run()))
@@ -145,17 +157,35 @@ def measure(task: str, steps: int, rounds: int, seed: int) -> list[dict]:
     for name, (baseline, _, _) in variants.items():
         if name == baseline:
             base_rates = [b for other, p in pairs.items() if variants[other][0] == name for b, _ in p]
-            rows.append({"env": f"{task}-v5", "variant": name, "steps_per_s": max(base_rates), "ratio": 1.0,
-                         "best_rate_ratio": 1.0, "paired_ratio_min": 1.0, "paired_ratio_max": 1.0,
-                         "baseline": baseline, "target": None})
+            rows.append(
+                {
+                    "env": f"{task}-v5",
+                    "variant": name,
+                    "steps_per_s": max(base_rates),
+                    "ratio": 1.0,
+                    "best_rate_ratio": 1.0,
+                    "paired_ratio_min": 1.0,
+                    "paired_ratio_max": 1.0,
+                    "baseline": baseline,
+                    "target": None,
+                }
+            )
             continue
         base_rates, rates = (np.array(x) for x in zip(*pairs[name]))
         ratios = rates / base_rates
-        rows.append({"env": f"{task}-v5", "variant": name, "steps_per_s": float(rates.max()),
-                     "ratio": float(np.median(ratios)),
-                     "best_rate_ratio": float(rates.max() / base_rates.max()),
-                     "paired_ratio_min": float(ratios.min()), "paired_ratio_max": float(ratios.max()),
-                     "baseline": baseline, "target": TARGETS.get(name)})
+        rows.append(
+            {
+                "env": f"{task}-v5",
+                "variant": name,
+                "steps_per_s": float(rates.max()),
+                "ratio": float(np.median(ratios)),
+                "best_rate_ratio": float(rates.max() / base_rates.max()),
+                "paired_ratio_min": float(ratios.min()),
+                "paired_ratio_max": float(ratios.max()),
+                "baseline": baseline,
+                "target": TARGETS.get(name),
+            }
+        )
     return rows
 
 
@@ -193,11 +223,15 @@ def to_markdown(rows: list[dict], command: str, meta: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envs", nargs="+", default=["Hopper", "HalfCheetah"], help="Gymnasium MuJoCo task names")
+    parser.add_argument(
+        "--envs", nargs="+", default=["Hopper", "HalfCheetah"], help="Gymnasium MuJoCo task names"
+    )
     parser.add_argument("--steps", type=int, default=2_000, help="steps per measurement")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="folder for the results")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results", help="folder for the results"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     meta = {
@@ -207,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
     }
     rows = [row for task in args.envs for row in measure(task, args.steps, args.rounds, args.seed)]
-    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__), *(argv or sys.argv[1:])])
+    command = "python " + " ".join(
+        shlex.quote(a) for a in [os.path.relpath(__file__), *(argv or sys.argv[1:])]
+    )
     markdown = to_markdown(rows, command, meta)
     atomic_write_text(args.out / "env_throughput.md", markdown)
     atomic_write_json(args.out / "env_throughput.json", {"command": command, **meta, "rows": rows})

@@ -66,7 +66,7 @@ def measure(task: str, steps: int, rounds: int, net: int) -> dict:
             trainer.run_iteration()  # warm-up: buffers past learning_starts, torch kernels loaded
         per_round = []
         for r in range(rounds):
-            order = VARIANTS[r % len(VARIANTS):] + VARIANTS[: r % len(VARIANTS)]
+            order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
             rates = {}
             for variant in order:
                 trainer = trainers[variant]
@@ -74,10 +74,14 @@ def measure(task: str, steps: int, rounds: int, net: int) -> dict:
                 trainer.run_iteration()
                 seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
                 total = steps * (2 if trainer.adversary is not None else 1)
-                rates[variant] = {"seconds": seconds, "cpu_seconds": cpu_seconds,
-                                  "env_steps_per_s": total / seconds, "protagonist_steps_per_s": steps / seconds,
-                                  "env_steps_per_cpu_s": total / cpu_seconds,
-                                  "protagonist_steps_per_cpu_s": steps / cpu_seconds}
+                rates[variant] = {
+                    "seconds": seconds,
+                    "cpu_seconds": cpu_seconds,
+                    "env_steps_per_s": total / seconds,
+                    "protagonist_steps_per_s": steps / seconds,
+                    "env_steps_per_cpu_s": total / cpu_seconds,
+                    "protagonist_steps_per_cpu_s": steps / cpu_seconds,
+                }
             per_round.append(rates)
     summary = {}
     for variant in VARIANTS:
@@ -94,8 +98,14 @@ def measure(task: str, steps: int, rounds: int, net: int) -> dict:
                 "ratio_protagonist_steps_min_max": [min(ratio_prot), max(ratio_prot)],
             }
         summary[variant] = entry
-    return {"task": task, "steps": steps, "rounds": rounds, "net_arch": [net, net], "summary": summary,
-            "rounds_raw": per_round}
+    return {
+        "task": task,
+        "steps": steps,
+        "rounds": rounds,
+        "net_arch": [net, net],
+        "summary": summary,
+        "rounds_raw": per_round,
+    }
 
 
 def markdown(result: dict, command: str) -> str:

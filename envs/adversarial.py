@@ -49,7 +49,9 @@ TASKS: dict[str, TaskDefaults] = {
     "HalfCheetah": TaskDefaults(
         "gymnasium.envs.mujoco.half_cheetah_v5:HalfCheetahEnv", ("torso", "bfoot", "ffoot"), 5.0, _XZ, (4,)
     ),
-    "Walker2d": TaskDefaults("gymnasium.envs.mujoco.walker2d_v5:Walker2dEnv", ("foot", "foot_left"), 5.0, _XZ, (4,)),
+    "Walker2d": TaskDefaults(
+        "gymnasium.envs.mujoco.walker2d_v5:Walker2dEnv", ("foot", "foot_left"), 5.0, _XZ, (4,)
+    ),
     "Ant": TaskDefaults("gymnasium.envs.mujoco.ant_v5:AntEnv", ("torso",), 1.0, _XYZ, (3, 4, 5)),
     "InvertedPendulum": TaskDefaults(
         "gymnasium.envs.mujoco.inverted_pendulum_v5:InvertedPendulumEnv", ("pole",), 5.0, _XZ, (4,)
@@ -105,7 +107,9 @@ class AdversarialForceEnv(gym.Env, EzPickle):
     ) -> None:
         EzPickle.__init__(self, task, bodies, force_bound, torque, render_mode, **task_kwargs)
         defaults = _task_defaults(task)
-        bodies = defaults.bodies if bodies is None else (bodies,) if isinstance(bodies, str) else tuple(bodies)
+        bodies = (
+            defaults.bodies if bodies is None else (bodies,) if isinstance(bodies, str) else tuple(bodies)
+        )
         force_bound = defaults.force_bound if force_bound is None else float(force_bound)
         if not bodies:
             raise ValueError("bodies must name at least one body")
@@ -136,7 +140,9 @@ class AdversarialForceEnv(gym.Env, EzPickle):
         self._pushing = False
 
         self.protagonist_action_space = self.mujoco_env.action_space
-        self.adversary_action_space = spaces.Box(-force_bound, force_bound, shape=self._force.shape, dtype=np.float32)
+        self.adversary_action_space = spaces.Box(
+            -force_bound, force_bound, shape=self._force.shape, dtype=np.float32
+        )
         self.action_space = spaces.Dict(
             {"protagonist": self.protagonist_action_space, "adversary": self.adversary_action_space}
         )
@@ -159,7 +165,9 @@ class AdversarialForceEnv(gym.Env, EzPickle):
             if force.shape != self._force.shape:
                 raise ValueError(f"adversary action has shape {force.shape}; expected {self._force.shape}")
             # np.clip costs more than the two ufuncs on arrays this small.
-            np.minimum(np.maximum(force, -self.force_bound, out=self._force), self.force_bound, out=self._force)
+            np.minimum(
+                np.maximum(force, -self.force_bound, out=self._force), self.force_bound, out=self._force
+            )
             self._xfrc[self._xfrc_index] = self._force
             self._pushing = True
         elif self._pushing:
@@ -169,7 +177,9 @@ class AdversarialForceEnv(gym.Env, EzPickle):
         info["adversary_reward"] = -reward
         return obs, reward, terminated, truncated, info
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
         perturbation, unknown = _NOMINAL.updated(options)
         if unknown:
             raise ValueError(
@@ -205,8 +215,13 @@ class ProtagonistView(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, adversary: Policy | None = None) -> None:
-        if not isinstance(env.action_space, spaces.Dict) or set(env.action_space.spaces) != {"protagonist", "adversary"}:
-            raise TypeError(f"ProtagonistView needs a two-player env (Dict protagonist/adversary), got {env.action_space}")
+        if not isinstance(env.action_space, spaces.Dict) or set(env.action_space.spaces) != {
+            "protagonist",
+            "adversary",
+        }:
+            raise TypeError(
+                f"ProtagonistView needs a two-player env (Dict protagonist/adversary), got {env.action_space}"
+            )
         super().__init__(env)
         self.action_space = env.action_space["protagonist"]
         self.adversary = adversary
@@ -222,7 +237,9 @@ class ProtagonistView(gym.Wrapper):
 
     def step(self, action: Any):
         force = None if self.adversary is None else self.adversary(self._obs)
-        self._obs, reward, terminated, truncated, info = self.env.step({"protagonist": action, "adversary": force})
+        self._obs, reward, terminated, truncated, info = self.env.step(
+            {"protagonist": action, "adversary": force}
+        )
         return self._obs, reward, terminated, truncated, info
 
 
@@ -238,8 +255,13 @@ class AdversaryView(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, protagonist: Policy) -> None:
-        if not isinstance(env.action_space, spaces.Dict) or set(env.action_space.spaces) != {"protagonist", "adversary"}:
-            raise TypeError(f"AdversaryView needs a two-player env (Dict protagonist/adversary), got {env.action_space}")
+        if not isinstance(env.action_space, spaces.Dict) or set(env.action_space.spaces) != {
+            "protagonist",
+            "adversary",
+        }:
+            raise TypeError(
+                f"AdversaryView needs a two-player env (Dict protagonist/adversary), got {env.action_space}"
+            )
         if not callable(protagonist):
             raise TypeError(f"protagonist must be a callable obs -> action, got {protagonist!r}")
         super().__init__(env)

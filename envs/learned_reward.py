@@ -22,7 +22,9 @@ RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], Any]
 
 def _require_box_observations(space: spaces.Space, owner: str) -> None:
     if not isinstance(space, spaces.Box):
-        raise TypeError(f"{owner} needs a Box observation space (rewards are computed on arrays), got {space}")
+        raise TypeError(
+            f"{owner} needs a Box observation space (rewards are computed on arrays), got {space}"
+        )
 
 
 def _as_rewards(values: Any, batch: int) -> np.ndarray:
@@ -75,7 +77,9 @@ class LearnedRewardWrapper(gym.Wrapper):
     def __init__(self, env: gym.Env, reward_fn: RewardFn) -> None:
         _require_box_observations(env.observation_space, "LearnedRewardWrapper")
         if not callable(reward_fn):
-            raise TypeError(f"reward_fn must be callable (obs, action, next_obs) -> rewards, got {reward_fn!r}")
+            raise TypeError(
+                f"reward_fn must be callable (obs, action, next_obs) -> rewards, got {reward_fn!r}"
+            )
         super().__init__(env)
         self.reward_fn = reward_fn
         self._obs: np.ndarray | None = None
@@ -111,7 +115,9 @@ class LearnedRewardVecEnv(VecEnvWrapper):
     def __init__(self, venv: VecEnv, reward_fn: RewardFn) -> None:
         _require_box_observations(venv.observation_space, "LearnedRewardVecEnv")
         if not callable(reward_fn):
-            raise TypeError(f"reward_fn must be callable (obs, action, next_obs) -> rewards, got {reward_fn!r}")
+            raise TypeError(
+                f"reward_fn must be callable (obs, action, next_obs) -> rewards, got {reward_fn!r}"
+            )
         super().__init__(venv)
         self.reward_fn = reward_fn
         self._obs: np.ndarray | None = None

@@ -96,7 +96,9 @@ class NominalModel:
     def body_names(self) -> list[str]:
         import mujoco
 
-        names = (mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, i) for i in range(1, self.model.nbody))
+        names = (
+            mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, i) for i in range(1, self.model.nbody)
+        )
         return [name for name in names if name]
 
     def nominal_mass(self, body: str) -> float:
@@ -255,10 +257,13 @@ class GridResult:
         return self.masses[row], self.frictions[col]
 
     def to_markdown(self) -> str:
-        header = f"| {self.body} mass (kg) \\ friction | " + " | ".join(f"{f:.2f}" for f in self.frictions) + " |"
+        header = (
+            f"| {self.body} mass (kg) \\ friction | " + " | ".join(f"{f:.2f}" for f in self.frictions) + " |"
+        )
         rule = "| --- |" + " ---: |" * len(self.frictions)
         rows = [
-            f"| {m:.2f} | " + " | ".join(f"{r:.1f}" for r in row) + " |" for m, row in zip(self.masses, self.returns)
+            f"| {m:.2f} | " + " | ".join(f"{r:.1f}" for r in row) + " |"
+            for m, row in zip(self.masses, self.returns)
         ]
         mass, friction = self.worst_cell
         summary = (
@@ -328,7 +333,11 @@ def robustness_grid(
 
         cells = tqdm(cells, desc=f"{task} robustness grid", unit="cell")
     for i, j in cells:
-        options = {"mass_scale": masses[i] / nominal_mass, "mass_bodies": (body,), "friction_scale": frictions[j]}
+        options = {
+            "mass_scale": masses[i] / nominal_mass,
+            "mass_bodies": (body,),
+            "friction_scale": frictions[j],
+        }
         episode_returns = [
             _episode_return(env, policy, seed + k, options, max_steps) for k in range(episodes)
         ]
@@ -339,7 +348,9 @@ def robustness_grid(
     return GridResult(task, body, nominal_mass, masses, frictions, returns, stds, episodes, seed)
 
 
-def _episode_return(env: gym.Env, policy: Callable[[Any], Any], seed: int, options: dict, max_steps: int) -> float:
+def _episode_return(
+    env: gym.Env, policy: Callable[[Any], Any], seed: int, options: dict, max_steps: int
+) -> float:
     obs, _ = env.reset(seed=seed, options=options)
     total = 0.0
     for _ in range(max_steps):

@@ -102,12 +102,24 @@ class PreferenceRLConfig:
     def __post_init__(self) -> None:
         if self.algo not in ALGORITHMS:
             raise ValueError(f"unknown algo {self.algo!r}; valid: {', '.join(ALGORITHMS)}")
-        for name in ("total_timesteps", "n_envs", "segment_length", "query_budget", "query_every",
-                     "recent_segments", "reward_epochs", "reward_batch_size", "eval_episodes", "threads"):
+        for name in (
+            "total_timesteps",
+            "n_envs",
+            "segment_length",
+            "query_budget",
+            "query_every",
+            "recent_segments",
+            "reward_epochs",
+            "reward_batch_size",
+            "eval_episodes",
+            "threads",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"PreferenceRLConfig {name}={getattr(self, name)!r} must be >= 1")
         if not 0 <= self.initial_queries <= self.query_budget:
-            raise ValueError(f"initial_queries={self.initial_queries} must lie in [0, query_budget={self.query_budget}]")
+            raise ValueError(
+                f"initial_queries={self.initial_queries} must lie in [0, query_budget={self.query_budget}]"
+            )
         if not 0.0 < self.heldout_fraction < 1.0:
             raise ValueError(f"heldout_fraction={self.heldout_fraction} must lie in (0, 1)")
         self.fit_config(0)  # an unknown loss or bad loss parameter fails here
@@ -125,8 +137,15 @@ class PreferenceRLConfig:
         return rest // self.rounds + (1 if index < rest % self.rounds else 0)
 
     def fit_config(self, seed: int) -> FitConfig:
-        return FitConfig(loss=self.loss, loss_params=dict(self.loss_params), epochs=self.reward_epochs,
-                         batch_size=self.reward_batch_size, lr=self.reward_lr, patience=None, seed=seed)
+        return FitConfig(
+            loss=self.loss,
+            loss_params=dict(self.loss_params),
+            epochs=self.reward_epochs,
+            batch_size=self.reward_batch_size,
+            lr=self.reward_lr,
+            patience=None,
+            seed=seed,
+        )
 
 
 @dataclass
@@ -181,8 +200,12 @@ class SegmentRecorder(VecEnvWrapper):
             steps = self._current[i]
             steps.append((self._obs[i].reshape(-1), self._actions[i].reshape(-1), float(rewards[i])))
             if len(steps) == self.length:
-                self.segments.append(tuple(np.asarray(part, dtype=dtype) for part, dtype in
-                                           zip(zip(*steps), (np.float32, np.float32, np.float64))))
+                self.segments.append(
+                    tuple(
+                        np.asarray(part, dtype=dtype)
+                        for part, dtype in zip(zip(*steps), (np.float32, np.float32, np.float64))
+                    )
+                )
                 self.emitted += 1
                 steps.clear()
             if dones[i]:
@@ -204,10 +227,16 @@ class PairStore:
     def add(self, pairs: PreferencePairs) -> None:
         used = pairs.segment_ids
         segments = pairs.segments.subset(used)
-        self.parts.append(PreferencePairs(
-            segments, np.searchsorted(used, pairs.first), np.searchsorted(used, pairs.second),
-            pairs.labels, pairs.oracle, pairs.corrupted,
-        ))
+        self.parts.append(
+            PreferencePairs(
+                segments,
+                np.searchsorted(used, pairs.first),
+                np.searchsorted(used, pairs.second),
+                pairs.labels,
+                pairs.oracle,
+                pairs.corrupted,
+            )
+        )
 
     def __len__(self) -> int:
         return sum(len(p) for p in self.parts)
@@ -215,7 +244,9 @@ class PairStore:
     def merged(self) -> PreferencePairs:
         offsets = np.cumsum([0] + [len(p.segments) for p in self.parts[:-1]])
         names = tuple(dict.fromkeys(n for p in self.parts for n in p.segments.policy_names))
-        sources = [np.array([names.index(n) for n in p.segments.policy_names])[p.segments.source] for p in self.parts]
+        sources = [
+            np.array([names.index(n) for n in p.segments.policy_names])[p.segments.source] for p in self.parts
+        ]
         segments = SegmentSet(
             np.concatenate([p.segments.obs for p in self.parts]),
             np.concatenate([p.segments.actions for p in self.parts]),
@@ -234,7 +265,11 @@ class PairStore:
 
 
 def query_round(
-    segments: SegmentSet, n_train: int, n_heldout: int, heldout_fraction: float, teacher: Teacher,
+    segments: SegmentSet,
+    n_train: int,
+    n_heldout: int,
+    heldout_fraction: float,
+    teacher: Teacher,
     rng: np.random.Generator,
 ) -> tuple[PreferencePairs | None, PreferencePairs | None]:
     """Split the segments into disjoint train / held-out pools; teacher labels for train, oracle for held-out."""
@@ -288,7 +323,9 @@ def relabel_replay_buffer(model: SAC, net: RewardNet) -> None:
 class _Loop:
     """The state of one preference-based RL run (reward net, pairs, teacher, recorder)."""
 
-    def __init__(self, config: PreferenceRLConfig, teacher: Teacher, seed: int, progress: ProgressFn | None) -> None:
+    def __init__(
+        self, config: PreferenceRLConfig, teacher: Teacher, seed: int, progress: ProgressFn | None
+    ) -> None:
         self.config, self.teacher, self.seed = config, teacher, seed
         self.progress = progress
         self.rng = np.random.default_rng([seed, 7])
@@ -305,13 +342,21 @@ class _Loop:
 
     def fit(self, step: int) -> None:
         start = time.perf_counter()
-        fit_reward(self.net, self.train.merged(), None, self.config.fit_config(self.seed * 1000 + self.round_index))
+        fit_reward(
+            self.net, self.train.merged(), None, self.config.fit_config(self.seed * 1000 + self.round_index)
+        )
         merged = self.train.merged()
-        self.rounds.append({
-            "step": float(step), "pairs": float(len(merged)), "corrupted": float(merged.corrupted.mean()),
-            "heldout_accuracy": clean_accuracy(self.net, self.heldout.merged()) if len(self.heldout) else math.nan,
-            "seconds": time.perf_counter() - start,
-        })
+        self.rounds.append(
+            {
+                "step": float(step),
+                "pairs": float(len(merged)),
+                "corrupted": float(merged.corrupted.mean()),
+                "heldout_accuracy": clean_accuracy(self.net, self.heldout.merged())
+                if len(self.heldout)
+                else math.nan,
+                "seconds": time.perf_counter() - start,
+            }
+        )
         log.info("round %d at step %d: %s", self.round_index, step, self.rounds[-1])
 
     def initial_round(self, env_id: str) -> None:
@@ -319,8 +364,13 @@ class _Loop:
         if n == 0:
             return
         count = max(20, n)  # random-policy segments to pair (pairs may share segments)
-        segments = collect_segments(env_id, {"random": "random"}, count, self.config.segment_length,
-                                    seed=int(self.rng.integers(2**31)))
+        segments = collect_segments(
+            env_id,
+            {"random": "random"},
+            count,
+            self.config.segment_length,
+            seed=int(self.rng.integers(2**31)),
+        )
         self._add(segments, n)
         self.fit(0)
 
@@ -333,8 +383,14 @@ class _Loop:
         self.fit(step)
 
     def _add(self, segments: SegmentSet, n_train: int) -> None:
-        train, heldout = query_round(segments, n_train, self.config.heldout_pairs_per_round,
-                                     self.config.heldout_fraction, self.teacher, self.rng)
+        train, heldout = query_round(
+            segments,
+            n_train,
+            self.config.heldout_pairs_per_round,
+            self.config.heldout_fraction,
+            self.teacher,
+            self.rng,
+        )
         if train is not None:
             self.train.add(train)
         if heldout is not None:
@@ -350,11 +406,15 @@ def _set_seeds(seed: int, threads: int) -> None:
 def _build_agent(config: PreferenceRLConfig, venv: VecEnv, seed: int) -> tuple[BaseAlgorithm, VecEnv]:
     if config.algo == "ppo" and config.normalize:
         venv = VecNormalize(venv, norm_obs=True, norm_reward=True)
-    model = ALGORITHMS[config.algo]("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **config.hyperparams)
+    model = ALGORITHMS[config.algo](
+        "MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **config.hyperparams
+    )
     return model, venv
 
 
-def evaluate_true_return(model: BaseAlgorithm, train_env: VecEnv, env_id: str, episodes: int, seed: int) -> float:
+def evaluate_true_return(
+    model: BaseAlgorithm, train_env: VecEnv, env_id: str, episodes: int, seed: int
+) -> float:
     """Mean TRUE episode return of the deterministic policy on a fresh env (Monitor's episode sums)."""
     eval_env: VecEnv = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)
     if isinstance(train_env, VecNormalize):
@@ -427,7 +487,9 @@ def train_on_true_reward(config: PreferenceRLConfig, seed: int, progress: Progre
     """The normaliser: TRUE return of the same algorithm with the same budget trained on the TRUE reward."""
     _set_seeds(seed, config.threads)
     model, venv = _build_agent(config, make_vec_env(config.env_id, n_envs=config.n_envs, seed=seed), seed)
-    model.learn(total_timesteps=config.total_timesteps, callback=_StepReporter(progress, config.total_timesteps))
+    model.learn(
+        total_timesteps=config.total_timesteps, callback=_StepReporter(progress, config.total_timesteps)
+    )
     true_return = evaluate_true_return(model, venv, config.env_id, config.eval_episodes, seed)
     venv.close()
     return true_return

@@ -17,19 +17,39 @@ DEFAULT_ROOT = Path("results") / "reward-robustness"
 
 
 def add_robustness_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="typed overrides of recipe fields, e.g. seeds=[0,1,2] rl.total_timesteps=50000")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="typed overrides of recipe fields, e.g. seeds=[0,1,2] rl.total_timesteps=50000",
+    )
     parser.add_argument("--recipe", default="demo", help="demo (default), extended, paper, or a YAML path")
-    parser.add_argument("--out", type=Path, help=f"results folder (default {DEFAULT_ROOT}/<recipe name>); "
-                        "re-running into the same folder skips finished cells")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local",
-                        help="local process pool (default) or Ray tasks")
-    parser.add_argument("--address", help="Ray cluster address (with --backend ray), e.g. auto or ray://host:10001")
-    parser.add_argument("--workers", type=int, help="parallel cells (default: CPU count; Ray: CPUs of a local Ray)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"results folder (default {DEFAULT_ROOT}/<recipe name>); "
+        "re-running into the same folder skips finished cells",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local process pool (default) or Ray tasks",
+    )
+    parser.add_argument(
+        "--address", help="Ray cluster address (with --backend ray), e.g. auto or ray://host:10001"
+    )
+    parser.add_argument(
+        "--workers", type=int, help="parallel cells (default: CPU count; Ray: CPUs of a local Ray)"
+    )
     parser.add_argument("--domain", choices=("control", "text"), help="override the recipe's domain")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--publish", type=Path, metavar="DIR",
-                        help="also write reward_robustness_<recipe>.{md,csv,png,jsonl} into DIR (e.g. benchmarks/results)")
+    parser.add_argument(
+        "--publish",
+        type=Path,
+        metavar="DIR",
+        help="also write reward_robustness_<recipe>.{md,csv,png,jsonl} into DIR (e.g. benchmarks/results)",
+    )
 
 
 def run_robustness(args: argparse.Namespace) -> int:
@@ -43,8 +63,15 @@ def run_robustness(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     out = args.out or DEFAULT_ROOT / recipe.name
     try:
-        run_benchmark(recipe, out, args.backend, args.workers, args.address, not args.no_progress,
-                      argv=command_line(args, out))
+        run_benchmark(
+            recipe,
+            out,
+            args.backend,
+            args.workers,
+            args.address,
+            not args.no_progress,
+            argv=command_line(args, out),
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return _print_report(out, args.publish, f"reward_robustness_{recipe.name}")
@@ -53,8 +80,12 @@ def run_robustness(args: argparse.Namespace) -> int:
 def command_line(args: argparse.Namespace, out: Path) -> list[str]:
     """The command as run (rebuilt from the parsed options, so it is exact also when called from Python)."""
     argv = ["aligngym", "bench", "reward-robustness", "--recipe", args.recipe, "--out", str(out)]
-    for option, value in (("--backend", args.backend if args.backend != "local" else None),
-                          ("--address", args.address), ("--workers", args.workers), ("--domain", args.domain)):
+    for option, value in (
+        ("--backend", args.backend if args.backend != "local" else None),
+        ("--address", args.address),
+        ("--workers", args.workers),
+        ("--domain", args.domain),
+    ):
         if value is not None:
             argv += [option, str(value)]
     return argv + [shlex.quote(item) for item in args.overrides]
@@ -62,8 +93,12 @@ def command_line(args: argparse.Namespace, out: Path) -> list[str]:
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, metavar="DIR", help="a reward-robustness results folder")
-    parser.add_argument("--publish", type=Path, metavar="DIR",
-                        help="also write reward_robustness_<name>.{md,csv,png,jsonl} into DIR")
+    parser.add_argument(
+        "--publish",
+        type=Path,
+        metavar="DIR",
+        help="also write reward_robustness_<name>.{md,csv,png,jsonl} into DIR",
+    )
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -90,19 +125,27 @@ def report_header(out: Path) -> str:
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         command = " ".join(meta.get("command", []))
-        lines += [f"Command: `{command}`", "",
-                  f"Started {meta.get('started', '?')}, commit {meta.get('git_commit') or '?'}, "
-                  f"python {meta.get('python', '?')}, "
-                  + ", ".join(f"{k} {v}" for k, v in meta.get("packages", {}).items()), ""]
+        lines += [
+            f"Command: `{command}`",
+            "",
+            f"Started {meta.get('started', '?')}, commit {meta.get('git_commit') or '?'}, "
+            f"python {meta.get('python', '?')}, "
+            + ", ".join(f"{k} {v}" for k, v in meta.get("packages", {}).items()),
+            "",
+        ]
     references = out / "references.jsonl"
     if references.is_file():
         from aligngym.runs.sweep import read_rows
 
-        lines.append("References per seed (true return; normalised return = (R - random) / (true-reward RL - random)):")
+        lines.append(
+            "References per seed (true return; normalised return = (R - random) / (true-reward RL - random)):"
+        )
         lines.append("")
-        for row in sorted(read_rows(references), key=lambda r: (r['env'], r['seed'])):
-            lines.append(f"- {row['env']} seed {row['seed']}: random {row['random_return']:.1f}, "
-                         f"same RL on the true reward {row['true_rl_return']:.1f}")
+        for row in sorted(read_rows(references), key=lambda r: (r["env"], r["seed"])):
+            lines.append(
+                f"- {row['env']} seed {row['seed']}: random {row['random_return']:.1f}, "
+                f"same RL on the true reward {row['true_rl_return']:.1f}"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -115,12 +158,20 @@ def _print_report(out: Path, publish: Path | None, stem: str) -> int:
     methods = [m["name"] for m in _recipe(out).get("methods", [])]
     report = render_report(out, header=report_header(out), method_order=methods)
     console = Console(width=max(180, shutil.get_terminal_size((180, 40)).columns))
-    console.print(rich_table(report.summaries, title=f"reward robustness: {out}  (mean±std over seeds; "
-                             "the markdown file has every column)"))
+    console.print(
+        rich_table(
+            report.summaries,
+            title=f"reward robustness: {out}  (mean±std over seeds; the markdown file has every column)",
+        )
+    )
     if report.deltas:
-        console.print(rich_table(report.deltas, title="paired difference to bt (same seed, same labels)", signed=True))
+        console.print(
+            rich_table(report.deltas, title="paired difference to bt (same seed, same labels)", signed=True)
+        )
     if publish is not None:
-        published = render_report(out, header=report_header(out), stem=stem, target_dir=publish, method_order=methods)
+        published = render_report(
+            out, header=report_header(out), stem=stem, target_dir=publish, method_order=methods
+        )
         shutil.copyfile(out / "results.jsonl", publish / f"{stem}.jsonl")
         console.print(f"published: {published.markdown}, {published.csv}, {published.png}")
     console.print(f"table: {report.markdown}\ncsv:   {report.csv}\nplot:  {report.png}")

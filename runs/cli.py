@@ -56,7 +56,9 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_group(sub: argparse._SubParsersAction, name: str, help_text: str, commands: dict[str, BenchCommand]) -> None:
+def _add_group(
+    sub: argparse._SubParsersAction, name: str, help_text: str, commands: dict[str, BenchCommand]
+) -> None:
     parser = sub.add_parser(name, help=help_text, description=help_text)
     group = parser.add_subparsers(dest="command", metavar="NAME", title="available")
     for command, (command_help, add_arguments, run) in sorted(commands.items()):
@@ -74,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     from aligngym import __version__
 
     parser = argparse.ArgumentParser(
-        prog="aligngym", description="Robust RL and LLM alignment: environments, training recipes, benchmarks."
+        prog="aligngym",
+        description="Robust RL and LLM alignment: environments, training recipes, benchmarks.",
     )
     parser.add_argument("--version", action="version", version=f"aligngym {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -103,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0

@@ -9,9 +9,13 @@ from aligngym.runs.errors import UsageError
 
 
 def _robustness_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished rarl, qarl or adversarial-baseline run")
+    parser.add_argument(
+        "run_dir", type=Path, metavar="RUN_DIR", help="a finished rarl, qarl or adversarial-baseline run"
+    )
     parser.add_argument("--episodes", type=int, help="episodes for the nominal / against-adversary returns")
-    parser.add_argument("--worst-case-steps", type=int, help="steps to train the fresh worst-case adversary (0: skip)")
+    parser.add_argument(
+        "--worst-case-steps", type=int, help="steps to train the fresh worst-case adversary (0: skip)"
+    )
     parser.add_argument("--grid-points", type=int, help="points per axis of the mass x friction grid")
     parser.add_argument("--grid-episodes", type=int, help="episodes per grid cell")
 
@@ -28,11 +32,17 @@ def _robustness(args: argparse.Namespace) -> int:
         raise UsageError(f"{str(args.run_dir)!r} is not a run folder (no config.yaml)")
     recipe = recipe_from_dict(yaml.safe_load(config_path.read_text()), source=str(config_path))
     if recipe.job not in ("rarl", "qarl", "adversarial-baseline"):
-        raise UsageError(f"{str(args.run_dir)!r} is a {recipe.job!r} run; valid jobs: adversarial-baseline, qarl, rarl")
+        raise UsageError(
+            f"{str(args.run_dir)!r} is a {recipe.job!r} run; valid jobs: adversarial-baseline, qarl, rarl"
+        )
     changes = {
         key: value
-        for key, value in (("episodes", args.episodes), ("worst_case_steps", args.worst_case_steps),
-                           ("grid_points", args.grid_points), ("grid_episodes", args.grid_episodes))
+        for key, value in (
+            ("episodes", args.episodes),
+            ("worst_case_steps", args.worst_case_steps),
+            ("grid_points", args.grid_points),
+            ("grid_episodes", args.grid_episodes),
+        )
         if value is not None
     }
     try:

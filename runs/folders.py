@@ -19,7 +19,9 @@ PROVENANCE_PACKAGES = ("aligngym", "torch", "gymnasium", "mujoco", "stable-basel
 
 
 def run_folder_name(job: str, name: str, seed: int, timestamp: float | None = None) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(timestamp if timestamp is not None else time.time()))
+    stamp = time.strftime(
+        "%Y%m%d-%H%M%S", time.localtime(timestamp if timestamp is not None else time.time())
+    )
     return f"{job}__{name}__{seed}__{stamp}"
 
 
@@ -42,7 +44,10 @@ def git_commit(cwd: Path | None = None) -> str | None:
             ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=where, capture_output=True, text=True
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -59,7 +64,9 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def write_run_metadata(run_dir: Path, resolved: dict[str, Any], seed: int, argv: list[str] | None = None) -> None:
+def write_run_metadata(
+    run_dir: Path, resolved: dict[str, Any], seed: int, argv: list[str] | None = None
+) -> None:
     """Write ``config.yaml`` (what ran) and ``meta.json`` (commit, seed, versions, command line)."""
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     atomic_write_json(

@@ -41,7 +41,12 @@ class Recipe:
     config: Any
 
     def to_dict(self) -> dict[str, Any]:
-        return {"job": self.job, "name": self.name, "seed": self.seed, "config": dataclasses.asdict(self.config)}
+        return {
+            "job": self.job,
+            "name": self.name,
+            "seed": self.seed,
+            "config": dataclasses.asdict(self.config),
+        }
 
 
 def builtin_recipes() -> dict[str, Path]:
@@ -78,7 +83,9 @@ def recipe_from_dict(raw: Any, overrides: list[str] | tuple[str, ...] = (), sour
         raise UsageError(f"{source}: a recipe must be a mapping with keys {', '.join(TOP_LEVEL_KEYS)}")
     unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
     if unknown:
-        raise UsageError(f"{source}: unknown top-level key {unknown[0]!r}; valid keys: {', '.join(TOP_LEVEL_KEYS)}")
+        raise UsageError(
+            f"{source}: unknown top-level key {unknown[0]!r}; valid keys: {', '.join(TOP_LEVEL_KEYS)}"
+        )
     if "job" not in raw:
         raise UsageError(f"{source}: missing 'job'")
     job = get_job(str(raw["job"]))

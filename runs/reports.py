@@ -52,8 +52,17 @@ NOISE_AXES = {
     "equal": "equal threshold",
 }
 # the terminal table leaves out what the markdown and CSV keep (it has to fit a terminal)
-TERMINAL_METRICS = ("clean_accuracy", "hard_accuracy", "spearman", "outlier_precision", "outlier_recall",
-                    "flagged_fraction", "corrupted_fraction", "normalized_return", "rl_clean_accuracy")
+TERMINAL_METRICS = (
+    "clean_accuracy",
+    "hard_accuracy",
+    "spearman",
+    "outlier_precision",
+    "outlier_recall",
+    "flagged_fraction",
+    "corrupted_fraction",
+    "normalized_return",
+    "rl_clean_accuracy",
+)
 DELTA_METRICS = ("clean_accuracy", "hard_accuracy", "spearman", "normalized_return", "rl_clean_accuracy")
 REPORT_STEM = "report"
 
@@ -69,7 +78,11 @@ class Summary:
 
 
 def _finite(values: Iterable[Any]) -> list[float]:
-    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return [
+        float(v)
+        for v in values
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -94,8 +107,14 @@ def summarize(rows: Sequence[dict[str, Any]], metrics: Sequence[str] | None = No
     for key in ordered:
         members = groups[key]
         stats = {m: _mean_std(_finite(r.get(m) for r in members)) for m in metrics}
-        out.append(Summary(dict(zip(GROUP_KEYS, key)), len(members),
-                           {m: s[0] for m, s in stats.items()}, {m: s[1] for m, s in stats.items()}))
+        out.append(
+            Summary(
+                dict(zip(GROUP_KEYS, key)),
+                len(members),
+                {m: s[0] for m, s in stats.items()},
+                {m: s[1] for m, s in stats.items()},
+            )
+        )
     return out
 
 
@@ -105,8 +124,13 @@ def _group_order(rows: Sequence[dict[str, Any]]):
     for row in rows:
         for k in ("domain", "env", "noise", "method"):
             first.setdefault((k, row.get(k)), len(first))
-    return lambda key: (first[("domain", key[0])], first[("env", key[1])], first[("noise", key[2])],
-                        float(key[3]) if key[3] is not None else -1.0, first[("method", key[4])])
+    return lambda key: (
+        first[("domain", key[0])],
+        first[("env", key[1])],
+        first[("noise", key[2])],
+        float(key[3]) if key[3] is not None else -1.0,
+        first[("method", key[4])],
+    )
 
 
 def baseline_deltas(
@@ -114,7 +138,9 @@ def baseline_deltas(
 ) -> list[Summary]:
     """Per group, ``method - baseline`` paired by seed (mean +- std over seeds); empty without the baseline."""
     metrics = present_metrics(rows, metrics)
-    base = {tuple(r.get(k) for k in (*GROUP_KEYS[:-1], "seed")): r for r in rows if r.get("method") == baseline}
+    base = {
+        tuple(r.get(k) for k in (*GROUP_KEYS[:-1], "seed")): r for r in rows if r.get("method") == baseline
+    }
     paired = []
     for row in rows:
         other = base.get(tuple(row.get(k) for k in (*GROUP_KEYS[:-1], "seed")))
@@ -149,8 +175,16 @@ def table_rows(
     body = []
     for s in summaries:
         env = s.key["env"] if s.key["domain"] == "control" else f"{s.key['domain']}:{s.key['env']}"
-        body.append([str(env), str(s.key["noise"]), _rate(s.key["rate"]), str(s.key["method"]), str(s.seeds),
-                     *(_cell(s.mean[m], s.std[m], signed=signed, sep=sep) for m in metrics)])
+        body.append(
+            [
+                str(env),
+                str(s.key["noise"]),
+                _rate(s.key["rate"]),
+                str(s.key["method"]),
+                str(s.seeds),
+                *(_cell(s.mean[m], s.std[m], signed=signed, sep=sep) for m in metrics),
+            ]
+        )
     return header, body
 
 
@@ -169,8 +203,12 @@ def rich_table(summaries: Sequence[Summary], title: str, signed: bool = False) -
     header, body = table_rows(summaries, signed, TERMINAL_METRICS, sep="±")
     # compact: "noise level" in one column, the seed count in the title
     seeds = sorted({row[4] for row in body})
-    table = Table(title=f"{title}; seeds per row: {', '.join(seeds)}", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title=f"{title}; seeds per row: {', '.join(seeds)}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for index, name in enumerate(["env", "noise", "method", *header[5:]]):
         table.add_column(name, no_wrap=True, justify="left" if index < 3 else "right")
     previous = None
@@ -189,8 +227,13 @@ def csv_text(summaries: Sequence[Summary]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*GROUP_KEYS, "seeds", *(f"{m}_{s}" for m in metrics for s in ("mean", "std"))])
     for s in summaries:
-        writer.writerow([*(s.key[k] for k in GROUP_KEYS), s.seeds,
-                         *(f"{v:.6g}" for m in metrics for v in (s.mean[m], s.std[m]))])
+        writer.writerow(
+            [
+                *(s.key[k] for k in GROUP_KEYS),
+                s.seeds,
+                *(f"{v:.6g}" for m in metrics for v in (s.mean[m], s.std[m])),
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -210,21 +253,27 @@ def plot(summaries: Sequence[Summary], path: str | Path, metrics: Sequence[str] 
     panels: dict[tuple, list[Summary]] = {}
     for s in summaries:
         panels.setdefault((s.key["domain"], s.key["env"], s.key["noise"]), []).append(s)
-    fig, axes = plt.subplots(len(panels), len(metrics), figsize=(4.2 * len(metrics), 3.3 * len(panels)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(panels), len(metrics), figsize=(4.2 * len(metrics), 3.3 * len(panels)), squeeze=False
+    )
     methods = list(dict.fromkeys(s.key["method"] for s in summaries))
     colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
     for row, ((domain, env, noise), group) in enumerate(panels.items()):
         for col, metric in enumerate(metrics):
             ax = axes[row][col]
             for method in methods:
-                points = sorted((float(s.key["rate"]), s.mean[metric], s.std[metric])
-                                for s in group if s.key["method"] == method and not math.isnan(s.mean[metric]))
+                points = sorted(
+                    (float(s.key["rate"]), s.mean[metric], s.std[metric])
+                    for s in group
+                    if s.key["method"] == method and not math.isnan(s.mean[metric])
+                )
                 if not points:
                     continue
                 x, y, e = (np.array(v) for v in zip(*points))
                 ax.plot(x, y, marker="o", label=method, color=colors[method])
-                ax.fill_between(x, y - np.nan_to_num(e), y + np.nan_to_num(e), alpha=0.15, color=colors[method])
+                ax.fill_between(
+                    x, y - np.nan_to_num(e), y + np.nan_to_num(e), alpha=0.15, color=colors[method]
+                )
             ax.set_title(f"{env} - {noise}", fontsize=10)
             ax.set_xlabel(f"{noise} teacher: {NOISE_AXES.get(noise, 'noise level')}")
             ax.set_ylabel(PLOT_LABELS.get(metric, METRICS.get(metric, metric)))
@@ -252,7 +301,10 @@ class Report:
 
 
 def render_report(
-    out_dir: str | Path, header: str = "", stem: str = REPORT_STEM, target_dir: str | Path | None = None,
+    out_dir: str | Path,
+    header: str = "",
+    stem: str = REPORT_STEM,
+    target_dir: str | Path | None = None,
     method_order: Sequence[str] = (),
 ) -> Report:
     """Write ``<stem>.md``, ``<stem>.csv`` and ``<stem>.png`` for the ``results.jsonl`` in ``out_dir``.
@@ -268,11 +320,19 @@ def render_report(
     summaries = summarize(rows)
     deltas = baseline_deltas(rows)
     png = plot(summaries, target / f"{stem}.png") if present_metrics(rows, PLOT_METRICS) else None
-    parts = [header.rstrip() + "\n\n" if header else "",
-             f"{len(rows)} cells; mean ± std over seeds.\n\n", markdown_table(summaries)]
+    parts = [
+        header.rstrip() + "\n\n" if header else "",
+        f"{len(rows)} cells; mean ± std over seeds.\n\n",
+        markdown_table(summaries),
+    ]
     if deltas:
-        parts += [("\nPaired difference to Bradley-Terry (`bt`), same seed, same labels (mean ± std over seeds; "
-                   "positive = better than bt):\n\n"), markdown_table(deltas, signed=True)]
+        parts += [
+            (
+                "\nPaired difference to Bradley-Terry (`bt`), same seed, same labels (mean ± std over seeds; "
+                "positive = better than bt):\n\n"
+            ),
+            markdown_table(deltas, signed=True),
+        ]
     if png is not None:
         parts.append(f"\n![plot]({png.name})\n")
     markdown = target / f"{stem}.md"

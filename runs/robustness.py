@@ -41,8 +41,14 @@ REFERENCE_METHOD = "true-reward"
 CONTROL_CELL = "aligngym.runs.robustness:control_cell"
 REFERENCE_CELL = "aligngym.runs.robustness:reference_cell"
 TEXT_CELL = "aligngym.runs.robustness:text_cell"
-RESULT_KEYS = ("normalized_return", "true_return", "clean_accuracy", "outlier_precision", "outlier_recall",
-               "flagged_fraction")
+RESULT_KEYS = (
+    "normalized_return",
+    "true_return",
+    "clean_accuracy",
+    "outlier_precision",
+    "outlier_recall",
+    "flagged_fraction",
+)
 
 
 @dataclass
@@ -159,7 +165,9 @@ def builtin_bench_recipes() -> dict[str, Path]:
     return {p.stem: p for p in sorted(BENCH_RECIPE_DIR.glob("*.yaml"))}
 
 
-def load_bench_recipe(recipe: str, overrides: list[str] | tuple[str, ...] = (), domain: str | None = None) -> BenchRecipe:
+def load_bench_recipe(
+    recipe: str, overrides: list[str] | tuple[str, ...] = (), domain: str | None = None
+) -> BenchRecipe:
     """A bench recipe by built-in name (demo, extended, paper) or YAML path, with ``key=value`` overrides."""
     import yaml
 
@@ -167,12 +175,16 @@ def load_bench_recipe(recipe: str, overrides: list[str] | tuple[str, ...] = (), 
     builtins = builtin_bench_recipes()
     if not path.is_file():
         if recipe not in builtins:
-            raise UsageError(f"bench recipe {recipe!r} is neither a file nor built-in; built-in: {', '.join(builtins)}")
+            raise UsageError(
+                f"bench recipe {recipe!r} is neither a file nor built-in; built-in: {', '.join(builtins)}"
+            )
         path = builtins[recipe]
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise UsageError(f"bench recipe {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise UsageError(
+            f"bench recipe {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}"
+        ) from None
     if not isinstance(raw, dict):
         raise UsageError(f"bench recipe {str(path)!r} must be a mapping of BenchRecipe fields")
     for item in overrides:
@@ -193,13 +205,23 @@ def reference_cells(recipe: BenchRecipe) -> list[dict[str, Any]]:
     if recipe.domain != "control" or recipe.rl is None:
         return []
     return [
-        {"domain": "control", "env": env, "method": REFERENCE_METHOD, "noise": "none", "rate": 0.0, "seed": seed,
-         "config": {"rl": dataclasses.asdict(recipe.rl_config(env, recipe.methods[0]))}}
-        for env in recipe.envs for seed in recipe.seeds
+        {
+            "domain": "control",
+            "env": env,
+            "method": REFERENCE_METHOD,
+            "noise": "none",
+            "rate": 0.0,
+            "seed": seed,
+            "config": {"rl": dataclasses.asdict(recipe.rl_config(env, recipe.methods[0]))},
+        }
+        for env in recipe.envs
+        for seed in recipe.seeds
     ]
 
 
-def grid_cells(recipe: BenchRecipe, references: dict[tuple[str, int], dict[str, float]] | None = None) -> list[dict]:
+def grid_cells(
+    recipe: BenchRecipe, references: dict[tuple[str, int], dict[str, float]] | None = None
+) -> list[dict]:
     """Every (env, noise, level, method, seed) cell with the full description of what it runs."""
     cells = []
     envs = recipe.text.tasks if recipe.domain == "text" else recipe.envs
@@ -208,7 +230,10 @@ def grid_cells(recipe: BenchRecipe, references: dict[tuple[str, int], dict[str, 
             for level in noise.levels:
                 for method in recipe.methods:
                     for seed in recipe.seeds:
-                        config: dict[str, Any] = {"teacher": noise.teacher, "teacher_params": dict(noise.params)}
+                        config: dict[str, Any] = {
+                            "teacher": noise.teacher,
+                            "teacher_params": dict(noise.params),
+                        }
                         if recipe.domain == "text":
                             config["budget"] = {**recipe.text.budget, "task": env}
                         else:
@@ -218,14 +243,25 @@ def grid_cells(recipe: BenchRecipe, references: dict[tuple[str, int], dict[str, 
                             if recipe.rl is not None:
                                 config["rl"] = dataclasses.asdict(recipe.rl_config(env, method))
                                 config["reference"] = (references or {}).get((env, seed))
-                        cells.append({"domain": recipe.domain, "env": env, "method": method.name,
-                                      "noise": noise.teacher, "rate": float(level), "seed": seed, "config": config})
+                        cells.append(
+                            {
+                                "domain": recipe.domain,
+                                "env": env,
+                                "method": method.name,
+                                "noise": noise.teacher,
+                                "rate": float(level),
+                                "seed": seed,
+                                "config": config,
+                            }
+                        )
     return cells
 
 
 def references_by_cell(rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, float]]:
-    return {(r["env"], r["seed"]): {"random_return": r["random_return"], "true_rl_return": r["true_rl_return"]}
-            for r in rows}
+    return {
+        (r["env"], r["seed"]): {"random_return": r["random_return"], "true_rl_return": r["true_rl_return"]}
+        for r in rows
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -248,7 +284,11 @@ def gait_policy(rng: np.random.Generator, low: np.ndarray, high: np.ndarray):
 
     def act(obs: np.ndarray) -> np.ndarray:
         step[0] += 1
-        unit = bias + amplitude * np.sin(2 * np.pi * frequency * step[0] + phase) + noise * rng.standard_normal(dim)
+        unit = (
+            bias
+            + amplitude * np.sin(2 * np.pi * frequency * step[0] + phase)
+            + noise * rng.standard_normal(dim)
+        )
         return np.clip(center + scale * unit, low, high).astype(np.float32)
 
     return act
@@ -267,35 +307,63 @@ def diverse_segments(env_id: str, seed: int, segment_length: int, per_policy: in
 
     space = gym.make(env_id).action_space
     rng = np.random.default_rng([seed, 11])
-    policies = {"random": "random", **{f"gait{i}": gait_policy(rng, space.low, space.high) for i in range(gaits)}}
+    policies = {
+        "random": "random",
+        **{f"gait{i}": gait_policy(rng, space.low, space.high) for i in range(gaits)},
+    }
     parts = []
     for index, (name, policy) in enumerate(policies.items()):
         try:
-            part = collect_segments(env_id, {name: policy}, per_policy, segment_length, seed=seed * 1000 + index,
-                                    max_steps_per_policy=20 * per_policy * segment_length)
+            part = collect_segments(
+                env_id,
+                {name: policy},
+                per_policy,
+                segment_length,
+                seed=seed * 1000 + index,
+                max_steps_per_policy=20 * per_policy * segment_length,
+            )
         except RuntimeError as exc:
             log.warning("%s", exc)
             continue
-        parts.append(SegmentSet(part.obs, part.actions, part.rewards, np.full(len(part), index), tuple(policies)))
+        parts.append(
+            SegmentSet(part.obs, part.actions, part.rewards, np.full(len(part), index), tuple(policies))
+        )
     if not parts:
         raise RuntimeError(f"no policy produced segments of length {segment_length} in {env_id}")
     return SegmentSet.concatenate(parts)
 
 
-def fixed_pairs_metrics(env_id: str, loss: str, loss_params: dict[str, Any], teacher: Any,
-                        config: FixedPairsConfig, seed: int) -> dict[str, float]:
+def fixed_pairs_metrics(
+    env_id: str, loss: str, loss_params: dict[str, Any], teacher: Any, config: FixedPairsConfig, seed: int
+) -> dict[str, float]:
     """Phase 1: fit on noisy training pairs for a fixed number of epochs, score on clean test pairs."""
     from aligngym.rewards.fitting import FitConfig, fit_reward
     from aligngym.rewards.pairs import PairConfig, make_pair_split
     from aligngym.rewards.reward_nets import RewardNet
 
-    segments = diverse_segments(env_id, seed, config.segment_length, config.segments_per_policy, config.gait_policies)
-    pair_config = PairConfig(n_train=config.n_train, n_val=0, n_test=config.n_test, val_fraction=0.0,
-                             test_fraction=config.test_fraction)
+    segments = diverse_segments(
+        env_id, seed, config.segment_length, config.segments_per_policy, config.gait_policies
+    )
+    pair_config = PairConfig(
+        n_train=config.n_train,
+        n_val=0,
+        n_test=config.n_test,
+        val_fraction=0.0,
+        test_fraction=config.test_fraction,
+    )
     split = make_pair_split(segments, pair_config, teacher, seed=seed)
-    net = RewardNet(segments.obs.shape[-1], segments.actions.shape[-1], hidden=tuple(config.hidden), seed=seed)
-    fit = FitConfig(loss=loss, loss_params=dict(loss_params), epochs=config.epochs, batch_size=config.batch_size,
-                    lr=config.lr, patience=None, seed=seed)
+    net = RewardNet(
+        segments.obs.shape[-1], segments.actions.shape[-1], hidden=tuple(config.hidden), seed=seed
+    )
+    fit = FitConfig(
+        loss=loss,
+        loss_params=dict(loss_params),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        patience=None,
+        seed=seed,
+    )
     result = fit_reward(net, split.train, None, fit, split.test)
     test, train = result.test_metrics, result.train_metrics
     return {
@@ -322,7 +390,11 @@ def control_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     out: dict[str, Any] = dict.fromkeys(RESULT_KEYS)
     if config.get("pairs") is not None:
         pairs = build_dataclass(FixedPairsConfig, config["pairs"], prefix="pairs.")
-        out.update(fixed_pairs_metrics(cell["env"], config["loss"], config["loss_params"], teacher, pairs, cell["seed"]))
+        out.update(
+            fixed_pairs_metrics(
+                cell["env"], config["loss"], config["loss_params"], teacher, pairs, cell["seed"]
+            )
+        )
     if config.get("rl") is not None:
         start = time.perf_counter()
         rl = build_dataclass(PreferenceRLConfig, config["rl"], prefix="rl.")
@@ -330,8 +402,11 @@ def control_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
         reference = config.get("reference") or {}
         out.update(
             true_return=result.true_return,
-            normalized_return=normalized_return(result.true_return, reference["random_return"],
-                                                reference["true_rl_return"]) if reference else None,
+            normalized_return=normalized_return(
+                result.true_return, reference["random_return"], reference["true_rl_return"]
+            )
+            if reference
+            else None,
             rl_clean_accuracy=result.clean_accuracy,
             rl_queries=result.queries,
             rl_corrupted_fraction=result.corrupted_fraction,
@@ -347,7 +422,10 @@ def reference_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]
     _set_threads()
     rl = build_dataclass(PreferenceRLConfig, cell["config"]["rl"], prefix="rl.")
     true_rl = train_on_true_reward(rl, cell["seed"], progress)
-    return {"random_return": random_return(rl.env_id, rl.eval_episodes, cell["seed"]), "true_rl_return": true_rl}
+    return {
+        "random_return": random_return(rl.env_id, rl.eval_episodes, cell["seed"]),
+        "true_rl_return": true_rl,
+    }
 
 
 def text_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
@@ -355,7 +433,9 @@ def text_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     from aligngym.alignment.robustness import run_text_cell
 
     config = cell["config"]
-    return run_text_cell(cell["method"], cell["noise"], cell["rate"], cell["seed"], progress, **config["budget"])
+    return run_text_cell(
+        cell["method"], cell["noise"], cell["rate"], cell["seed"], progress, **config["budget"]
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -376,10 +456,20 @@ def run_benchmark(
     from aligngym.runs.sweep import pending_cells, run_sweep
 
     out_dir = Path(out_dir)
-    pending_cells(reference_cells(recipe), out_dir / REFERENCES_FILE)  # a foreign folder fails before any work
+    pending_cells(
+        reference_cells(recipe), out_dir / REFERENCES_FILE
+    )  # a foreign folder fails before any work
     write_run_metadata(out_dir, recipe.to_dict(), recipe.seeds[0], argv)
-    references = run_sweep(reference_cells(recipe), REFERENCE_CELL, out_dir, backend, workers, address, progress,
-                           results_file=REFERENCES_FILE)
+    references = run_sweep(
+        reference_cells(recipe),
+        REFERENCE_CELL,
+        out_dir,
+        backend,
+        workers,
+        address,
+        progress,
+        results_file=REFERENCES_FILE,
+    )
     target = TEXT_CELL if recipe.domain == "text" else CONTROL_CELL
     cells = grid_cells(recipe, references_by_cell(references))
     return run_sweep(cells, target, out_dir, backend, workers, address, progress)

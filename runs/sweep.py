@@ -134,7 +134,9 @@ def _pool_cell(target: str, cell: dict[str, Any]) -> dict[str, Any]:
     return execute_cell(target, cell, _WORKER_SINK)
 
 
-def pending_cells(cells: list[dict[str, Any]], results_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def pending_cells(
+    cells: list[dict[str, Any]], results_path: Path
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Split the grid into (finished rows already on disk, cells still to run); reject foreign rows."""
     keys = {cell_key(c) for c in cells}
     if len(keys) != len(cells):
@@ -182,7 +184,13 @@ def run_sweep(
     old_rows, todo = pending_cells(cells, results_path)
     workers = max(1, workers or os.cpu_count() or 1)
     if todo:
-        log.info("%d of %d cells to run (%d finished before) -> %s", len(todo), len(cells), len(old_rows), results_path)
+        log.info(
+            "%d of %d cells to run (%d finished before) -> %s",
+            len(todo),
+            len(cells),
+            len(old_rows),
+            results_path,
+        )
         with _ProgressView(len(cells), len(old_rows), enabled=progress) as view:
             if backend == "local":
                 rows = _local_rows(cell_function, todo, workers, view)
@@ -196,11 +204,14 @@ def run_sweep(
     return sorted(unique.values(), key=lambda r: order[r["key"]])
 
 
-def _local_rows(target: str, cells: list[dict[str, Any]], workers: int, view: _ProgressView) -> Iterator[dict]:
+def _local_rows(
+    target: str, cells: list[dict[str, Any]], workers: int, view: _ProgressView
+) -> Iterator[dict]:
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
     sink = context.Queue()
-    with ProcessPoolExecutor(max_workers=min(workers, len(cells)), mp_context=context,
-                             initializer=_init_worker, initargs=(sink,)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(cells)), mp_context=context, initializer=_init_worker, initargs=(sink,)
+    ) as pool:
         pending = {pool.submit(_pool_cell, target, c) for c in cells}
         while pending:
             done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
@@ -211,8 +222,12 @@ def _local_rows(target: str, cells: list[dict[str, Any]], workers: int, view: _P
 
 
 def _ray_rows(
-    target: str, cells: list[dict[str, Any]], workers: int, address: str | None,
-    runtime_env: dict[str, Any] | None, view: _ProgressView,
+    target: str,
+    cells: list[dict[str, Any]],
+    workers: int,
+    address: str | None,
+    runtime_env: dict[str, Any] | None,
+    view: _ProgressView,
 ) -> Iterator[dict]:
     import ray
     from ray.util.queue import Queue as RayQueue
@@ -232,7 +247,9 @@ def _ray_rows(
 
 
 @contextmanager
-def _ray_session(ray: Any, address: str | None, workers: int, runtime_env: dict[str, Any] | None) -> Iterator[None]:
+def _ray_session(
+    ray: Any, address: str | None, workers: int, runtime_env: dict[str, Any] | None
+) -> Iterator[None]:
     """Connect to ``address`` or start a private local Ray (no dashboard, ``workers`` CPUs, a temp folder)."""
     if ray.is_initialized():
         yield
@@ -264,8 +281,12 @@ class _ProgressView:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            disable=not enabled, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            disable=not enabled,
+            transient=False,
         )
         self.cells = self.progress.add_task("cells", total=total, completed=completed)
         self.running: dict[str, Any] = {}

@@ -12,7 +12,9 @@ from aligngym.runs.jobs import get_job
 from aligngym.runs.recipes import load_recipe
 
 
-def run_recipe(recipe: str, overrides: list[str] | tuple[str, ...] = (), out: str | Path = "results") -> tuple[Path, dict[str, Any]]:
+def run_recipe(
+    recipe: str, overrides: list[str] | tuple[str, ...] = (), out: str | Path = "results"
+) -> tuple[Path, dict[str, Any]]:
     """Validate everything first (so bad input fails before any folder exists), then run the job."""
     resolved = load_recipe(recipe, overrides)
     job = get_job(resolved.job)

@@ -87,15 +87,28 @@ def test_wrapper_rejects_non_box_observations() -> None:
 def _filled_model(cls, alphas: np.ndarray, **kwargs):
     """A SAC-family model on an alpha-carrying env whose replay buffer holds the same 64 transitions."""
     env = TemperatureObservation(gym.make("Pendulum-v1"), PointTemperature(0.0))
-    model = cls("MlpPolicy", env, seed=0, learning_starts=10_000, batch_size=32,
-                policy_kwargs={"net_arch": [16, 16]}, **kwargs)
+    model = cls(
+        "MlpPolicy",
+        env,
+        seed=0,
+        learning_starts=10_000,
+        batch_size=32,
+        policy_kwargs={"net_arch": [16, 16]},
+        **kwargs,
+    )
     model.set_logger(Logger(None, []))
     rng = np.random.default_rng(0)
     for i in range(64):
         obs = np.append(rng.normal(size=3), alphas[i % len(alphas)]).astype(np.float32)
         next_obs = np.append(rng.normal(size=3), alphas[i % len(alphas)]).astype(np.float32)
-        model.replay_buffer.add(obs[None], next_obs[None], rng.uniform(-2, 2, (1, 1)), np.array([rng.normal()]),
-                                np.array([False]), [{}])
+        model.replay_buffer.add(
+            obs[None],
+            next_obs[None],
+            rng.uniform(-2, 2, (1, 1)),
+            np.array([rng.normal()]),
+            np.array([False]),
+            [{}],
+        )
     return model
 
 
@@ -175,7 +188,11 @@ def test_qarl_runs_logs_the_curriculum_and_resumes_after_a_kill(tmp_path) -> Non
     assert (tmp_path / "protagonist.zip").exists() and (tmp_path / "adversary.zip").exists()
     latest = json.loads((tmp_path / "checkpoints" / "latest.json").read_text())["folder"]
     assert sorted(p.name for p in (tmp_path / "checkpoints" / latest).iterdir()) == [
-        "adversary.zip", "adversary_buffer.npz", "protagonist.zip", "protagonist_buffer.npz", "state.json"
+        "adversary.zip",
+        "adversary_buffer.npz",
+        "protagonist.zip",
+        "protagonist_buffer.npz",
+        "state.json",
     ]
     # A run that goes on in the same folder (what a re-run after a kill does) continues at iteration 3.
     longer = QARLConfig(**{**TINY, "iterations": 3})
@@ -203,17 +220,41 @@ def test_random_force_baseline_and_robustness_eval_from_the_cli(tmp_path, capsys
     config = BaselineConfig(**{**TINY, "iterations": 1, "adversary": "random"})
     summary = train_adversarial(config, seed=0, run_dir=tmp_path)
     assert summary["method"] == "random" and summary["adversary_timesteps"] == 0
-    recipe = {"job": "adversarial-baseline", "name": "t", "seed": 0,
-              "config": {**{k: v for k, v in TINY.items() if k != "evaluation"}, "iterations": 1,
-                         "adversary": "random"}}
+    recipe = {
+        "job": "adversarial-baseline",
+        "name": "t",
+        "seed": 0,
+        "config": {
+            **{k: v for k, v in TINY.items() if k != "evaluation"},
+            "iterations": 1,
+            "adversary": "random",
+        },
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(recipe))
     assert recipe_from_dict(recipe).config.method == "random"
-    code = main(["eval", "robustness", str(tmp_path), "--episodes", "1", "--worst-case-steps", "30",
-                 "--grid-points", "2"])
+    code = main(
+        [
+            "eval",
+            "robustness",
+            str(tmp_path),
+            "--episodes",
+            "1",
+            "--worst-case-steps",
+            "30",
+            "--grid-points",
+            "2",
+        ]
+    )
     assert code == 0
     results = json.loads((tmp_path / "robustness.json").read_text())
-    assert {"nominal_return", "vs_adversary_return", "vs_worst_case_return", "vs_constant_push_return", "grid_mean",
-            "grid_worst"} <= set(results)
+    assert {
+        "nominal_return",
+        "vs_adversary_return",
+        "vs_worst_case_return",
+        "vs_constant_push_return",
+        "grid_mean",
+        "grid_worst",
+    } <= set(results)
     assert results["worst_constant_push"] in {"+fx", "-fx", "+fz", "-fz"}
     assert results["grid_worst"] <= results["grid_mean"]
     assert np.array(results["grid"]["returns"]).shape == (2, 2)
@@ -227,8 +268,15 @@ def test_eval_rejects_a_folder_that_is_not_an_adversarial_run(tmp_path, capsys) 
 
 
 def test_rarl_with_ppo_players(tmp_path) -> None:
-    config = RARLConfig(**{**TINY, "iterations": 1, "protagonist_algo": "ppo", "adversary_algo": "ppo",
-                           "hyperparams": {"n_steps": 32, "batch_size": 16, "n_epochs": 1}})
+    config = RARLConfig(
+        **{
+            **TINY,
+            "iterations": 1,
+            "protagonist_algo": "ppo",
+            "adversary_algo": "ppo",
+            "hyperparams": {"n_steps": 32, "batch_size": 16, "n_epochs": 1},
+        }
+    )
     trainer = AdversarialTrainer(config, seed=0, run_dir=tmp_path)
     summary = trainer.train()
     assert type(trainer.adversary).__name__ == "PPO"
@@ -258,6 +306,8 @@ def test_the_strongest_constant_push_is_the_worst_of_the_four() -> None:
     nominal, _ = mean_return(protagonist, lambda: protagonist_env(game()), 2, 0)
     assert key in {"+fx", "-fx", "+fz", "-fz"}
     assert worst < nominal  # 20 N on the pole topples it sooner than gravity alone
-    returns = [mean_return(protagonist, lambda f=f: protagonist_env(game(), lambda obs, f=f: f), 2, 0)[0]
-               for f in constant_pushes(["pole:fx", "pole:fz"], 20.0).values()]
+    returns = [
+        mean_return(protagonist, lambda f=f: protagonist_env(game(), lambda obs, f=f: f), 2, 0)[0]
+        for f in constant_pushes(["pole:fx", "pole:fz"], 20.0).values()
+    ]
     assert worst == min(returns)

@@ -12,9 +12,16 @@ from aligngym.runs.errors import UsageError
 from aligngym.runs.recipes import recipe_from_dict
 from aligngym.runs.training import run_recipe
 
-SMALL = ["budget.sft_examples=96", "budget.sft_epochs=1.0", "budget.train_prompts=24", "budget.heldout_prompts=16",
-         "budget.samples_per_prompt=3", "budget.max_new_tokens=12", "budget.dpo_epochs=1.0",
-         "budget.dpo_batch_size=8"]
+SMALL = [
+    "budget.sft_examples=96",
+    "budget.sft_epochs=1.0",
+    "budget.train_prompts=24",
+    "budget.heldout_prompts=16",
+    "budget.samples_per_prompt=3",
+    "budget.max_new_tokens=12",
+    "budget.dpo_epochs=1.0",
+    "budget.dpo_batch_size=8",
+]
 
 
 def test_sft_then_dpo_then_reward_model_through_recipes(tmp_path):
@@ -26,8 +33,9 @@ def test_sft_then_dpo_then_reward_model_through_recipes(tmp_path):
     assert policy.config.model_type == "llama"
     history = json.loads((dpo_dir / "model" / "trainer_state.json").read_text())["log_history"]
     assert any("loss/flagged_fraction" in h for h in history)
-    _, rm = run_recipe("reward-model", [f"sft_run={sft_dir}", "epochs=1.0", "budget.dpo_batch_size=8"],
-                            out=tmp_path)
+    _, rm = run_recipe(
+        "reward-model", [f"sft_run={sft_dir}", "epochs=1.0", "budget.dpo_batch_size=8"], out=tmp_path
+    )
     assert 0.0 <= rm["clean_accuracy"] <= 1.0 and rm["train_pairs"] > 0
     env = gym.make("aligngym/TextGeneration-v0", reward_model=rm["model_dir"])
     env.reset(seed=0)

@@ -10,14 +10,27 @@ import pytest
 from aligngym.alignment.preference_data import PairPool, label_pool
 from aligngym.alignment.robustness import RESULT_KEYS, TextCellBudget, run_text_cell
 
-SMALL = {"sft_examples": 96, "sft_epochs": 1.0, "train_prompts": 24, "heldout_prompts": 16, "samples_per_prompt": 3,
-             "max_new_tokens": 12, "dpo_epochs": 1.0, "dpo_batch_size": 8}
+SMALL = {
+    "sft_examples": 96,
+    "sft_epochs": 1.0,
+    "train_prompts": 24,
+    "heldout_prompts": 16,
+    "samples_per_prompt": 3,
+    "max_new_tokens": 12,
+    "dpo_epochs": 1.0,
+    "dpo_batch_size": 8,
+}
 
 
 def _pool(first, second):
     n = len(first)
-    return PairPool([f"p{i}" for i in range(n)], [f"a{i}" for i in range(n)], [f"b{i}" for i in range(n)],
-                    list(first), list(second))
+    return PairPool(
+        [f"p{i}" for i in range(n)],
+        [f"a{i}" for i in range(n)],
+        [f"b{i}" for i in range(n)],
+        list(first),
+        list(second),
+    )
 
 
 def test_teacher_labels_text_pairs_and_records_corruption():
@@ -47,7 +60,9 @@ def test_text_cell_returns_the_benchmark_keys_and_is_deterministic(tmp_path):
     assert 0.0 <= first["flagged_fraction"] <= 1.0 and first["corrupted_fraction"] > 0
     assert math.isfinite(first["normalized_return"]) and -1.0 < first["true_return"] < 1.0
     calls = []
-    again = run_text_cell("r3m", "mistake", 0.25, seed=0, progress=lambda s, t: calls.append((s, t)), **budget)
+    again = run_text_cell(
+        "r3m", "mistake", 0.25, seed=0, progress=lambda s, t: calls.append((s, t)), **budget
+    )
     assert again == first  # the second call reuses the cached SFT model and pools, and retrains DPO
     assert calls and calls[-1][0] == calls[-1][1]
     stock = run_text_cell("dpo", "oracle", 0.0, seed=0, **budget)

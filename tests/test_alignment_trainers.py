@@ -26,21 +26,37 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def tokenizer(corpus):
-    return load_tokenizer(ModelSpec(tiny_vocab_size=300), corpus=[r["prompt"] + r["completion"] for r in corpus])
+    return load_tokenizer(
+        ModelSpec(tiny_vocab_size=300), corpus=[r["prompt"] + r["completion"] for r in corpus]
+    )
 
 
 @pytest.fixture(scope="module")
 def pairs(corpus):
     return [
-        {"prompt": corpus[i]["prompt"], "chosen": corpus[i]["completion"], "rejected": corpus[i + 1]["completion"]}
+        {
+            "prompt": corpus[i]["prompt"],
+            "chosen": corpus[i]["completion"],
+            "rejected": corpus[i + 1]["completion"],
+        }
         for i in range(0, 16, 2)
     ]
 
 
 def _args(tmp_path, cls, **kwargs):
-    base = {"output_dir": str(tmp_path), "use_cpu": True, "bf16": False, "report_to": "none", "per_device_train_batch_size": 8,
-                "max_steps": 2, "logging_steps": 1, "save_strategy": "no", "gradient_checkpointing": False, "disable_tqdm": True,
-                "seed": 0}
+    base = {
+        "output_dir": str(tmp_path),
+        "use_cpu": True,
+        "bf16": False,
+        "report_to": "none",
+        "per_device_train_batch_size": 8,
+        "max_steps": 2,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "gradient_checkpointing": False,
+        "disable_tqdm": True,
+        "seed": 0,
+    }
     base.update(kwargs)
     return cls(**base)
 
@@ -68,18 +84,29 @@ def _loss_and_grads(trainer, batch):
     "robust_kwargs",
     [
         pytest.param({"loss_type": "r3m", "r3m_lambda": 1 - 1e-9}, id="r3m-lambda-to-1"),
-        pytest.param({"loss_type": "adaptive", "ada_tau0": 1.0, "ada_tau_max": 1.0, "ada_rho0": math.log(2)}, id="adaptive-tau-1"),
+        pytest.param(
+            {"loss_type": "adaptive", "ada_tau0": 1.0, "ada_tau_max": 1.0, "ada_rho0": math.log(2)},
+            id="adaptive-tau-1",
+        ),
     ],
 )
 def test_robust_dpo_limits_equal_trl_sigmoid_dpo(tmp_path, tokenizer, pairs, robust_kwargs):
     policy, reference = _perturbed_policy(tokenizer)
     dataset = Dataset.from_list(pairs)
-    stock = DPOTrainer(model=copy.deepcopy(policy), ref_model=copy.deepcopy(reference),
-                       args=_args(tmp_path, DPOConfig, loss_type="sigmoid", beta=1.0),
-                       train_dataset=dataset, processing_class=tokenizer)
-    ours = RobustDPOTrainer(model=copy.deepcopy(policy), ref_model=copy.deepcopy(reference),
-                            args=_args(tmp_path, RobustDPOConfig, beta=1.0, **robust_kwargs),
-                            train_dataset=dataset, processing_class=tokenizer)
+    stock = DPOTrainer(
+        model=copy.deepcopy(policy),
+        ref_model=copy.deepcopy(reference),
+        args=_args(tmp_path, DPOConfig, loss_type="sigmoid", beta=1.0),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+    )
+    ours = RobustDPOTrainer(
+        model=copy.deepcopy(policy),
+        ref_model=copy.deepcopy(reference),
+        args=_args(tmp_path, RobustDPOConfig, beta=1.0, **robust_kwargs),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+    )
     batch = next(iter(stock.get_train_dataloader()))
     stock_loss, stock_grads = _loss_and_grads(stock, batch)
     our_loss, our_grads = _loss_and_grads(ours, batch)
@@ -87,17 +114,27 @@ def test_robust_dpo_limits_equal_trl_sigmoid_dpo(tmp_path, tokenizer, pairs, rob
     assert margins.abs().max() > 1.0  # a real test: the pairs are far from the tie point
     assert abs(float(stock_loss) - float(our_loss)) < 1e-6
     torch.testing.assert_close(our_grads, stock_grads, rtol=1e-5, atol=1e-6)
-    assert ours._metrics["train"]["rewards/margins"][-1] == pytest.approx(stock._metrics["train"]["rewards/margins"][-1])
+    assert ours._metrics["train"]["rewards/margins"][-1] == pytest.approx(
+        stock._metrics["train"]["rewards/margins"][-1]
+    )
 
 
 def test_reward_trainer_bt_equals_trl_reward_trainer(tmp_path, tokenizer, pairs):
     model = build_tiny_reward_model(tokenizer, seed=0, **TINY)
     rows = [{"chosen": p["prompt"] + p["chosen"], "rejected": p["prompt"] + p["rejected"]} for p in pairs]
     dataset = Dataset.from_list(rows)
-    stock = RewardTrainer(model=copy.deepcopy(model), args=_args(tmp_path, RewardConfig), train_dataset=dataset,
-                          processing_class=tokenizer)
-    ours = RobustRewardTrainer(model=copy.deepcopy(model), args=_args(tmp_path, RobustRewardConfig, loss_type="bt"),
-                               train_dataset=dataset, processing_class=tokenizer)
+    stock = RewardTrainer(
+        model=copy.deepcopy(model),
+        args=_args(tmp_path, RewardConfig),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+    )
+    ours = RobustRewardTrainer(
+        model=copy.deepcopy(model),
+        args=_args(tmp_path, RobustRewardConfig, loss_type="bt"),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+    )
     batch = next(iter(stock.get_train_dataloader()))
     stock_loss, stock_grads = _loss_and_grads(stock, dict(batch))
     our_loss, our_grads = _loss_and_grads(ours, dict(batch))
@@ -111,9 +148,13 @@ def test_robust_trainers_train_and_log_what_the_methods_see(tmp_path, tokenizer,
     dataset = Dataset.from_list(pairs)
     logged = {}
     for loss_type in ("r3m", "adaptive_quadratic"):
-        trainer = RobustDPOTrainer(model=copy.deepcopy(policy), ref_model=copy.deepcopy(reference),
-                                   args=_args(tmp_path, RobustDPOConfig, loss_type=loss_type, r3m_lambda=0.5, beta=1.0),
-                                   train_dataset=dataset, processing_class=tokenizer)
+        trainer = RobustDPOTrainer(
+            model=copy.deepcopy(policy),
+            ref_model=copy.deepcopy(reference),
+            args=_args(tmp_path, RobustDPOConfig, loss_type=loss_type, r3m_lambda=0.5, beta=1.0),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+        )
         before = [p.detach().clone() for p in trainer.model.parameters()]
         trainer.train()
         assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
@@ -122,18 +163,27 @@ def test_robust_trainers_train_and_log_what_the_methods_see(tmp_path, tokenizer,
     assert {"rewards/margins", "rewards/accuracies", "rewards/chosen", "logps/chosen"} <= set(logged["r3m"])
     assert {"loss/tau_mean", "loss/tau_at_min", "loss/tau_at_max"} <= set(logged["adaptive_quadratic"])
     rows = [{"chosen": p["prompt"] + p["chosen"], "rejected": p["prompt"] + p["rejected"]} for p in pairs]
-    reward = RobustRewardTrainer(model=build_tiny_reward_model(tokenizer, seed=0, **TINY),
-                                 args=_args(tmp_path, RobustRewardConfig, loss_type="r3m", r3m_lambda=0.3),
-                                 train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    reward = RobustRewardTrainer(
+        model=build_tiny_reward_model(tokenizer, seed=0, **TINY),
+        args=_args(tmp_path, RobustRewardConfig, loss_type="r3m", r3m_lambda=0.3),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
     reward.train()
-    assert reward.state.log_history[0]["loss/flagged_fraction"] == pytest.approx(1.0)  # margins ~0 < log(1/0.3 - 1)
+    assert reward.state.log_history[0]["loss/flagged_fraction"] == pytest.approx(
+        1.0
+    )  # margins ~0 < log(1/0.3 - 1)
 
 
 def test_r3m_flags_the_pairs_the_policy_disagrees_with(tmp_path, tokenizer, pairs):
     policy, reference = _perturbed_policy(tokenizer)
-    trainer = RobustDPOTrainer(model=policy, ref_model=reference,
-                               args=_args(tmp_path, RobustDPOConfig, loss_type="r3m", r3m_lambda=0.5, beta=1.0),
-                               train_dataset=Dataset.from_list(pairs), processing_class=tokenizer)
+    trainer = RobustDPOTrainer(
+        model=policy,
+        ref_model=reference,
+        args=_args(tmp_path, RobustDPOConfig, loss_type="r3m", r3m_lambda=0.5, beta=1.0),
+        train_dataset=Dataset.from_list(pairs),
+        processing_class=tokenizer,
+    )
     margins = trainer.pair_margins()
     assert margins.shape == (len(pairs),)
     assert (trainer.flagged_pairs() == (margins < 0).numpy()).all()  # lambda = 0.5: threshold log(1) = 0
@@ -176,8 +226,12 @@ def test_models_load_by_path_and_train_with_dpo(tmp_path, tokenizer, pairs):
     assert ids.tolist() == tokenizer(pairs[0]["prompt"], return_tensors="pt").input_ids.tolist()
     torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
     # a path as the model: TRL loads the policy and builds the reference from the same folder
-    trainer = RobustDPOTrainer(model=str(tmp_path / "sft"), args=_args(tmp_path, RobustDPOConfig, loss_type="r3m"),
-                               train_dataset=Dataset.from_list(pairs), processing_class=loaded_tokenizer)
+    trainer = RobustDPOTrainer(
+        model=str(tmp_path / "sft"),
+        args=_args(tmp_path, RobustDPOConfig, loss_type="r3m"),
+        train_dataset=Dataset.from_list(pairs),
+        processing_class=loaded_tokenizer,
+    )
     assert trainer.ref_model is not None
     trainer.train()
     reward = load_reward_model(spec, loaded_tokenizer)
@@ -186,10 +240,13 @@ def test_models_load_by_path_and_train_with_dpo(tmp_path, tokenizer, pairs):
 
 def test_lora_dpo_uses_the_adapter_free_model_as_reference(tmp_path, tokenizer, pairs):
     spec = ModelSpec(lora_r=4, lora_target_modules=["q_proj", "v_proj"], tiny_hidden_size=32, tiny_layers=1)
-    trainer = RobustDPOTrainer(model=build_tiny_causal_lm(tokenizer, seed=0, **TINY),
-                               args=_args(tmp_path, RobustDPOConfig, loss_type="adaptive"),
-                               train_dataset=Dataset.from_list(pairs), processing_class=tokenizer,
-                               peft_config=spec.peft_config())
+    trainer = RobustDPOTrainer(
+        model=build_tiny_causal_lm(tokenizer, seed=0, **TINY),
+        args=_args(tmp_path, RobustDPOConfig, loss_type="adaptive"),
+        train_dataset=Dataset.from_list(pairs),
+        processing_class=tokenizer,
+        peft_config=spec.peft_config(),
+    )
     assert trainer.ref_model is None
     assert torch.allclose(trainer.pair_margins(), torch.zeros(len(pairs)), atol=1e-6)  # LoRA B starts at zero
     trainer.train()
@@ -209,9 +266,13 @@ def test_model_spec_rejects_a_missing_path_and_bad_values(tmp_path):
 @pytest.mark.gpu
 def test_robust_dpo_runs_in_bf16_on_gpu(tmp_path, tokenizer, pairs):
     model = build_tiny_causal_lm(tokenizer, seed=0, **TINY).to(torch.bfloat16)
-    trainer = RobustDPOTrainer(model=model, ref_model=copy.deepcopy(model),
-                               args=_args(tmp_path, RobustDPOConfig, loss_type="r3m", use_cpu=False, bf16=True),
-                               train_dataset=Dataset.from_list(pairs), processing_class=tokenizer)
+    trainer = RobustDPOTrainer(
+        model=model,
+        ref_model=copy.deepcopy(model),
+        args=_args(tmp_path, RobustDPOConfig, loss_type="r3m", use_cpu=False, bf16=True),
+        train_dataset=Dataset.from_list(pairs),
+        processing_class=tokenizer,
+    )
     trainer.train()
     assert trainer.model.device.type == "cuda"
     assert math.isfinite(trainer.state.log_history[-1]["train_loss"])

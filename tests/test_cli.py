@@ -39,7 +39,12 @@ PPO_RECIPE = {
     "job": "sb3",
     "name": "tiny",
     "seed": 1,
-    "config": {"algo": "ppo", "env_id": "CartPole-v1", "total_timesteps": 128, "hyperparams": {"n_steps": 64}},
+    "config": {
+        "algo": "ppo",
+        "env_id": "CartPole-v1",
+        "total_timesteps": 128,
+        "hyperparams": {"n_steps": 64},
+    },
 }
 
 
@@ -80,7 +85,9 @@ def test_unknown_config_key(tmp_path):
 
 def test_wrong_type(tmp_path):
     recipe = write_recipe(tmp_path, PPO_RECIPE)
-    assert_one_line_error(run_cli("train", str(recipe), "total_timesteps=many"), "total_timesteps='many'", "int")
+    assert_one_line_error(
+        run_cli("train", str(recipe), "total_timesteps=many"), "total_timesteps='many'", "int"
+    )
 
 
 def test_unknown_job(tmp_path):

@@ -91,7 +91,10 @@ def _torso_dx(sign: float, steps: int = 20, bound: float = 20.0) -> float:
     env = AdversarialForceEnv("Hopper", bodies=("torso",), force_bound=bound)
     env.reset(seed=0)
     start = env.data.body("torso").xpos[0]
-    action = {"protagonist": np.zeros(3, dtype=np.float32), "adversary": np.array([sign * bound, 0.0], np.float32)}
+    action = {
+        "protagonist": np.zeros(3, dtype=np.float32),
+        "adversary": np.array([sign * bound, 0.0], np.float32),
+    }
     for _ in range(steps):
         env.step(action)
     return float(env.data.body("torso").xpos[0] - start)
@@ -107,7 +110,9 @@ def test_force_is_clipped_written_to_xfrc_applied_and_cleared_on_reset():
     env = AdversarialForceEnv("Hopper", force_bound=5.0)
     env.reset(seed=0)
     foot = env.nominal.body_id("foot")
-    _, reward, _, _, info = env.step({"protagonist": np.zeros(3, np.float32), "adversary": np.array([100.0, -2.0])})
+    _, reward, _, _, info = env.step(
+        {"protagonist": np.zeros(3, np.float32), "adversary": np.array([100.0, -2.0])}
+    )
     np.testing.assert_array_equal(env.data.xfrc_applied[foot], [5.0, 0.0, -2.0, 0.0, 0.0, 0.0])
     assert np.count_nonzero(env.data.xfrc_applied) == 2
     assert info["adversary_reward"] == -reward
@@ -147,8 +152,13 @@ def test_bad_task_body_and_bound_name_the_valid_choices():
 
 
 def test_make_kwargs_reach_the_env_and_the_task():
-    env = gym.make("aligngym/AdversarialHopper-v0", bodies=["torso", "foot"], force_bound=7.0, torque=True,
-                   reset_noise_scale=0.0)
+    env = gym.make(
+        "aligngym/AdversarialHopper-v0",
+        bodies=["torso", "foot"],
+        force_bound=7.0,
+        torque=True,
+        reset_noise_scale=0.0,
+    )
     assert env.action_space["adversary"].shape == (6,)
     assert env.action_space["adversary"].high[0] == 7.0
     first, _ = env.reset(seed=1)
@@ -240,16 +250,35 @@ def one_torch_thread():
 def test_sb3_sac_and_ppo_train_on_both_views(one_torch_thread):
     from stable_baselines3 import PPO, SAC
 
-    protagonist = SAC("MlpPolicy", gym.make("aligngym/HopperProtagonist-v0"), learning_starts=100, batch_size=32,
-                      policy_kwargs={"net_arch": [32, 32]}, seed=0, device="cpu")
+    protagonist = SAC(
+        "MlpPolicy",
+        gym.make("aligngym/HopperProtagonist-v0"),
+        learning_starts=100,
+        batch_size=32,
+        policy_kwargs={"net_arch": [32, 32]},
+        seed=0,
+        device="cpu",
+    )
     protagonist.learn(200)
-    adversary_env = AdversaryView(gym.make("aligngym/AdversarialHopper-v0"),
-                                  protagonist=lambda obs: protagonist.predict(obs, deterministic=True)[0])
-    adversary = PPO("MlpPolicy", adversary_env, n_steps=128, batch_size=64, n_epochs=1,
-                    policy_kwargs={"net_arch": [32, 32]}, seed=0, device="cpu")
+    adversary_env = AdversaryView(
+        gym.make("aligngym/AdversarialHopper-v0"),
+        protagonist=lambda obs: protagonist.predict(obs, deterministic=True)[0],
+    )
+    adversary = PPO(
+        "MlpPolicy",
+        adversary_env,
+        n_steps=128,
+        batch_size=64,
+        n_epochs=1,
+        policy_kwargs={"net_arch": [32, 32]},
+        seed=0,
+        device="cpu",
+    )
     adversary.learn(256)
     assert protagonist.num_timesteps == 200 and adversary.num_timesteps == 256
-    protagonist.get_env().env_method("set_opponent", lambda obs: adversary.predict(obs, deterministic=True)[0])
+    protagonist.get_env().env_method(
+        "set_opponent", lambda obs: adversary.predict(obs, deterministic=True)[0]
+    )
     protagonist.learn(100, reset_num_timesteps=False)
     force = adversary.predict(adversary_env.observation_space.sample(), deterministic=True)[0]
     assert force.shape == (2,) and np.all(np.abs(force) <= 5.0)

@@ -31,7 +31,9 @@ def test_wrapper_rewards_with_reward_fn_and_keeps_the_true_reward():
         transitions.append((obs, action, next_obs, reward))
         obs = next_obs
     observations, actions, next_observations, rewards = map(np.array, zip(*transitions))
-    np.testing.assert_allclose(batch_rewards(linear_reward, observations, actions, next_observations), rewards)
+    np.testing.assert_allclose(
+        batch_rewards(linear_reward, observations, actions, next_observations), rewards
+    )
     np.testing.assert_allclose(
         batch_rewards(linear_reward, observations, actions, next_observations, batch_size=7), rewards
     )
@@ -84,9 +86,19 @@ def one_torch_thread():
 def test_ppo_learns_from_the_learned_reward_vec_env(one_torch_thread):
     from stable_baselines3 import PPO
 
-    venv = LearnedRewardVecEnv(make_vec_env("Pendulum-v1", n_envs=2, seed=0), lambda o, a, n: -np.abs(n[:, 2]))
-    model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, policy_kwargs={"net_arch": [16]},
-                seed=0, device="cpu")
+    venv = LearnedRewardVecEnv(
+        make_vec_env("Pendulum-v1", n_envs=2, seed=0), lambda o, a, n: -np.abs(n[:, 2])
+    )
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=64,
+        batch_size=64,
+        n_epochs=1,
+        policy_kwargs={"net_arch": [16]},
+        seed=0,
+        device="cpu",
+    )
     model.learn(128)
     assert model.num_timesteps == 128
     assert np.all(model.rollout_buffer.rewards <= 0)  # the learned reward, not Pendulum's

@@ -55,8 +55,16 @@ def test_perturbation_changes_dynamics_and_next_reset_restores_nominal(options):
 
 def test_values_are_scaled_where_documented():
     env = ModelPerturbation(gym.make("Walker2d-v5"))
-    env.reset(seed=0, options={"mass_scale": 1.5, "mass_bodies": ["torso", "foot"], "friction_scale": 0.5,
-                               "gravity_scale": 2.0, "gear_scale": 0.25})
+    env.reset(
+        seed=0,
+        options={
+            "mass_scale": 1.5,
+            "mass_bodies": ["torso", "foot"],
+            "friction_scale": 0.5,
+            "gravity_scale": 2.0,
+            "gear_scale": 0.25,
+        },
+    )
     model, nominal = env.unwrapped.model, env.nominal
     for name in ("torso", "foot"):
         body = nominal.body_id(name)
@@ -110,15 +118,29 @@ def test_robustness_grid_table_csv_and_heatmap(tmp_path):
     def still(obs):
         return np.zeros(3, dtype=np.float32)
 
-    result = robustness_grid(lambda: gym.make("Hopper-v5"), still, masses=[2.0, 8.0], frictions=[0.2, 1.0, 1.8],
-                             episodes=2, seed=5, max_steps=30)
+    result = robustness_grid(
+        lambda: gym.make("Hopper-v5"),
+        still,
+        masses=[2.0, 8.0],
+        frictions=[0.2, 1.0, 1.8],
+        episodes=2,
+        seed=5,
+        max_steps=30,
+    )
     assert result.returns.shape == (2, 3) and result.body == "torso" and result.task == "Hopper"
     assert result.nominal_mass == pytest.approx(3.6651914)
     assert result.worst == result.returns.min() <= result.mean <= result.returns.max()
     assert result.worst_cell[0] in (2.0, 8.0)
     assert not np.all(result.returns == result.returns[0, 0])
-    again = robustness_grid(lambda: gym.make("Hopper-v5"), still, masses=[2.0, 8.0], frictions=[0.2, 1.0, 1.8],
-                            episodes=2, seed=5, max_steps=30)
+    again = robustness_grid(
+        lambda: gym.make("Hopper-v5"),
+        still,
+        masses=[2.0, 8.0],
+        frictions=[0.2, 1.0, 1.8],
+        episodes=2,
+        seed=5,
+        max_steps=30,
+    )
     np.testing.assert_array_equal(result.returns, again.returns)
 
     markdown = result.to_markdown()
@@ -132,8 +154,9 @@ def test_robustness_grid_table_csv_and_heatmap(tmp_path):
 
 
 def test_default_grid_uses_the_task_range():
-    result = robustness_grid(lambda: gym.make("aligngym/HopperProtagonist-v0"), lambda obs: np.zeros(3),
-                             points=3, max_steps=2)
+    result = robustness_grid(
+        lambda: gym.make("aligngym/HopperProtagonist-v0"), lambda obs: np.zeros(3), points=3, max_steps=2
+    )
     assert result.masses == [1.0, 5.0, 9.0] == list(np.linspace(*DEFAULT_GRIDS["Hopper"].masses, 3))
     assert result.frictions == pytest.approx([0.1, 1.0, 1.9])
     walker = robustness_grid(lambda: gym.make("Walker2d-v5"), lambda obs: np.zeros(6), points=2, max_steps=1)

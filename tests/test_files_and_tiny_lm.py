@@ -33,5 +33,8 @@ def test_tiny_lm_is_offline_seeded_and_trains(tiny_lm, tmp_path):
     from aligngym.alignment.tiny import build_tiny_causal_lm
 
     again = build_tiny_causal_lm(tokenizer, seed=0, hidden_size=64, layers=2, heads=2)
-    for a, b in zip(again.parameters(), build_tiny_causal_lm(tokenizer, seed=0, hidden_size=64, layers=2, heads=2).parameters()):
+    for a, b in zip(
+        again.parameters(),
+        build_tiny_causal_lm(tokenizer, seed=0, hidden_size=64, layers=2, heads=2).parameters(),
+    ):
         assert torch.equal(a, b)

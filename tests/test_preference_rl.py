@@ -22,13 +22,25 @@ from aligngym.rewards.preference_rl import (
 from aligngym.rewards.reward_nets import RewardNet
 from aligngym.rewards.teachers import make_teacher
 
-TINY = dict(env_id="Pendulum-v1", total_timesteps=768, n_envs=1, query_every=256, initial_queries=16,
-            query_budget=48, segment_length=10, heldout_pairs_per_round=20, reward_epochs=2,
-            hyperparams={"n_steps": 256, "batch_size": 64, "n_epochs": 2}, eval_episodes=1)
+TINY = dict(
+    env_id="Pendulum-v1",
+    total_timesteps=768,
+    n_envs=1,
+    query_every=256,
+    initial_queries=16,
+    query_budget=48,
+    segment_length=10,
+    heldout_pairs_per_round=20,
+    reward_epochs=2,
+    hyperparams={"n_steps": 256, "batch_size": 64, "n_epochs": 2},
+    eval_episodes=1,
+)
 
 
 def test_config_spreads_the_budget_and_rejects_bad_values():
-    config = PreferenceRLConfig(total_timesteps=50_000, query_every=10_000, query_budget=1000, initial_queries=203)
+    config = PreferenceRLConfig(
+        total_timesteps=50_000, query_every=10_000, query_budget=1000, initial_queries=203
+    )
     assert config.rounds == 4
     assert [config.pairs_in_round(i) for i in range(4)] == [200, 199, 199, 199]
     with pytest.raises(ValueError, match="unknown loss 'nope'; valid names: adaptive"):
@@ -57,7 +69,9 @@ def test_recorder_cuts_segments_inside_episodes_with_true_rewards():
     segments = recorder.segment_set()
     assert segments.obs.shape == (24, 30, 3) and segments.actions.shape == (24, 30, 1)
     per_env = np.array(rewards).T  # [env, step]
-    expected = per_env[0, 30:60]  # env 0's second segment (segments are appended step by step, envs interleaved)
+    expected = per_env[
+        0, 30:60
+    ]  # env 0's second segment (segments are appended step by step, envs interleaved)
     assert np.allclose(segments.rewards[2], expected)
 
 

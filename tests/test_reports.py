@@ -26,18 +26,32 @@ def make_rows() -> list[dict]:
     for method, base in (("bt", 0.8), ("r3m", 0.85)):
         for rate in (0.0, 0.2):
             for seed in (0, 1):
-                rows.append({
-                    "key": f"{method}/{rate}/{seed}", "domain": "control", "env": "Toy-v0", "method": method,
-                    "noise": "mistake", "rate": rate, "seed": seed,
-                    "clean_accuracy": base - rate * (0.5 if method == "bt" else 0.2) + 0.02 * seed,
-                    "normalized_return": 0.5 + seed, "outlier_precision": None, "wall_s": 1.0,
-                })
+                rows.append(
+                    {
+                        "key": f"{method}/{rate}/{seed}",
+                        "domain": "control",
+                        "env": "Toy-v0",
+                        "method": method,
+                        "noise": "mistake",
+                        "rate": rate,
+                        "seed": seed,
+                        "clean_accuracy": base - rate * (0.5 if method == "bt" else 0.2) + 0.02 * seed,
+                        "normalized_return": 0.5 + seed,
+                        "outlier_precision": None,
+                        "wall_s": 1.0,
+                    }
+                )
     return rows
 
 
 def test_summary_means_and_sample_std_over_seeds():
     summaries = summarize(make_rows())
-    assert [(s.key["rate"], s.key["method"]) for s in summaries] == [(0.0, "bt"), (0.0, "r3m"), (0.2, "bt"), (0.2, "r3m")]
+    assert [(s.key["rate"], s.key["method"]) for s in summaries] == [
+        (0.0, "bt"),
+        (0.0, "r3m"),
+        (0.2, "bt"),
+        (0.2, "r3m"),
+    ]
     bt_noisy = summaries[2]
     assert bt_noisy.seeds == 2
     assert bt_noisy.mean["clean_accuracy"] == pytest.approx(0.71)
@@ -93,8 +107,22 @@ rl: {total_timesteps: 512, n_envs: 1, hyperparams: {n_steps: 256, batch_size: 64
      initial_queries: 16, query_budget: 32, segment_length: 10, heldout_pairs_per_round: 20, reward_epochs: 2,
      eval_episodes: 1}
 """
-ROW_KEYS = {"domain", "env", "method", "noise", "rate", "seed", "normalized_return", "true_return", "clean_accuracy",
-            "outlier_precision", "outlier_recall", "flagged_fraction", "wall_s", "config"}
+ROW_KEYS = {
+    "domain",
+    "env",
+    "method",
+    "noise",
+    "rate",
+    "seed",
+    "normalized_return",
+    "true_return",
+    "clean_accuracy",
+    "outlier_precision",
+    "outlier_recall",
+    "flagged_fraction",
+    "wall_s",
+    "config",
+}
 
 
 def test_cli_runs_a_tiny_benchmark_end_to_end_and_renders_it(tmp_path, capsys):
@@ -104,8 +132,24 @@ def test_cli_runs_a_tiny_benchmark_end_to_end_and_renders_it(tmp_path, capsys):
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY_RECIPE)
     out = tmp_path / "out"
-    assert main(["bench", "reward-robustness", "--recipe", str(recipe), "--out", str(out), "--workers", "2",
-                 "--no-progress", "--publish", str(tmp_path / "pub")]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "reward-robustness",
+                "--recipe",
+                str(recipe),
+                "--out",
+                str(out),
+                "--workers",
+                "2",
+                "--no-progress",
+                "--publish",
+                str(tmp_path / "pub"),
+            ]
+        )
+        == 0
+    )
     rows = read_rows(out / "results.jsonl")
     assert len(rows) == 4 and all(ROW_KEYS <= set(r) for r in rows)
     references = read_rows(out / "references.jsonl")
@@ -115,14 +159,20 @@ def test_cli_runs_a_tiny_benchmark_end_to_end_and_renders_it(tmp_path, capsys):
     assert 0.0 <= by_method[("r3m", 0.4)]["flagged_fraction"] <= 1.0
     assert by_method[("bt", 0.0)]["corrupted_fraction"] == 0.0 < by_method[("bt", 0.4)]["corrupted_fraction"]
     ref = references[0]
-    expected = (by_method[("bt", 0.0)]["true_return"] - ref["random_return"]) / (ref["true_rl_return"] - ref["random_return"])
+    expected = (by_method[("bt", 0.0)]["true_return"] - ref["random_return"]) / (
+        ref["true_rl_return"] - ref["random_return"]
+    )
     assert by_method[("bt", 0.0)]["normalized_return"] == pytest.approx(expected)
     printed = capsys.readouterr().out
     assert "mistake 0.4" in printed and "plot:" in printed
     assert (tmp_path / "pub" / "reward_robustness_tiny.png").is_file()
-    assert (tmp_path / "pub" / "reward_robustness_tiny.jsonl").read_text() == (out / "results.jsonl").read_text()
+    assert (tmp_path / "pub" / "reward_robustness_tiny.jsonl").read_text() == (
+        out / "results.jsonl"
+    ).read_text()
     markdown = (out / "report.md").read_text()
-    assert markdown.startswith("# Reward-robustness benchmark: tiny") and "Command: `aligngym bench" in markdown
+    assert (
+        markdown.startswith("# Reward-robustness benchmark: tiny") and "Command: `aligngym bench" in markdown
+    )
 
     assert main(["bench", "report", str(out)]) == 0
     # a different recipe into the same folder is refused with one line and exit code 2

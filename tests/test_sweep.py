@@ -32,12 +32,24 @@ def seeded_cell(cell: dict, progress) -> dict:
     for step in range(1, steps + 1):
         time.sleep(config.get("sleep", 0.0) / steps)
         progress(step, steps)
-    return {"clean_accuracy": float(rng.uniform(0.5, 1.0)), "normalized_return": float(rng.normal()), "pid": os.getpid()}
+    return {
+        "clean_accuracy": float(rng.uniform(0.5, 1.0)),
+        "normalized_return": float(rng.normal()),
+        "pid": os.getpid(),
+    }
 
 
 def grid(**config) -> list[dict]:
     return [
-        {"domain": "control", "env": "Toy-v0", "method": m, "noise": "mistake", "rate": r, "seed": s, "config": dict(config)}
+        {
+            "domain": "control",
+            "env": "Toy-v0",
+            "method": m,
+            "noise": "mistake",
+            "rate": r,
+            "seed": s,
+            "config": dict(config),
+        }
         for m in ("bt", "r3m")
         for r in (0.0, 0.2)
         for s in (0, 1)
@@ -73,7 +85,9 @@ def test_local_sweep_writes_every_cell_and_a_rerun_computes_nothing(tmp_path):
     cells = grid(marker_dir=str(markers))
     rows = run_sweep(cells, TARGET, tmp_path / "out", workers=2, progress=False)
     assert [r["key"] for r in rows] == [cell_key(c) for c in cells]
-    assert {"domain", "env", "method", "noise", "rate", "seed", "config", "wall_s", "clean_accuracy"} <= set(rows[0])
+    assert {"domain", "env", "method", "noise", "rate", "seed", "config", "wall_s", "clean_accuracy"} <= set(
+        rows[0]
+    )
     assert len({r["pid"] for r in rows}) <= 2
     again = run_sweep(cells, TARGET, tmp_path / "out", workers=2, progress=False)
     assert strip(again) == strip(rows)
@@ -118,8 +132,15 @@ def test_ray_backend_gives_the_same_rows_as_the_local_pool(tmp_path):
     pytest.importorskip("ray")
     cells = grid()[:4]
     local = run_sweep(cells, TARGET, tmp_path / "local", workers=2, progress=False)
-    on_ray = run_sweep(cells, TARGET, tmp_path / "ray", backend="ray", workers=2, progress=False,
-                       runtime_env={"env_vars": {"PYTHONPATH": str(HERE)}})
+    on_ray = run_sweep(
+        cells,
+        TARGET,
+        tmp_path / "ray",
+        backend="ray",
+        workers=2,
+        progress=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(HERE)}},
+    )
     assert strip(on_ray) == strip(local)
 
 
@@ -143,5 +164,6 @@ def test_real_benchmark_cells_give_the_same_rows_locally_and_on_ray(tmp_path):
     on_ray = run_benchmark(recipe, tmp_path / "ray", backend="ray", workers=2, progress=False)
     assert len(local) == 2
     drop = ("wall_s", "fit_seconds", "rl_seconds")
-    assert [{k: v for k, v in r.items() if k not in drop} for r in on_ray] == \
-        [{k: v for k, v in r.items() if k not in drop} for r in local]
+    assert [{k: v for k, v in r.items() if k not in drop} for r in on_ray] == [
+        {k: v for k, v in r.items() if k not in drop} for r in local
+    ]

@@ -55,8 +55,9 @@ def test_demonstrations_follow_the_task():
 
 
 def test_step_rewards_info_and_fixed_prompt():
-    env = TextGenerationEnv(task="sentiment", reward_fn=lambda prompt, response: float(len(response)),
-                            render_mode="ansi")
+    env = TextGenerationEnv(
+        task="sentiment", reward_fn=lambda prompt, response: float(len(response)), render_mode="ansi"
+    )
     prompt, info = env.reset(seed=0, options={"prompt": "Review of the café 東京:"})
     assert prompt == "Review of the café 東京:" and env.observation_space.contains(prompt)
     _, reward, terminated, truncated, info = env.step(" great 🙂")
@@ -87,7 +88,7 @@ def test_reward_from_a_saved_reward_model(tmp_path, tiny_tokenizer):
     tiny_tokenizer.save_pretrained(tmp_path / "rm")
     env = gym.make("aligngym/TextGeneration-v0", reward_model=str(tmp_path / "rm"))
     prompt, _ = env.reset(seed=0)
-    _, reward, *_ , info = env.step(" The food was great.")
+    _, reward, *_, info = env.step(" The food was great.")
     batch = tiny_tokenizer(prompt + " The food was great.", return_tensors="pt")
     with torch.no_grad():
         expected = float(model(**batch).logits[0, 0])

@@ -28,19 +28,58 @@ from gymnasium import spaces
 
 # Every printable character of Unicode's Basic Multilingual Plane (Latin, Greek, Cyrillic, CJK,
 # punctuation, ...) plus emoji and whitespace: wide enough for real text, small enough (~56k) to sample.
-WIDE_CHARSET = "".join(
-    chr(c) for c in (*range(0x20, 0xD800), *range(0xE000, 0xFFFE), *range(0x1F300, 0x1FAFF)) if chr(c).isprintable()
-) + "\n\t"
+WIDE_CHARSET = (
+    "".join(
+        chr(c)
+        for c in (*range(0x20, 0xD800), *range(0xE000, 0xFFFE), *range(0x1F300, 0x1FAFF))
+        if chr(c).isprintable()
+    )
+    + "\n\t"
+)
 
 RewardFunction = Callable[[str, str], float]
 
 # --- the sentiment task ---------------------------------------------------------------------------
 
-POSITIVE = ("good", "great", "excellent", "lovely", "friendly", "clean", "fresh", "amazing", "pleasant", "superb")
+POSITIVE = (
+    "good",
+    "great",
+    "excellent",
+    "lovely",
+    "friendly",
+    "clean",
+    "fresh",
+    "amazing",
+    "pleasant",
+    "superb",
+)
 NEGATIVE = ("bad", "awful", "terrible", "rude", "dirty", "stale", "noisy", "poor", "horrible", "boring")
-NEUTRAL = ("ordinary", "typical", "standard", "modest", "simple", "regular", "usual", "average", "plain", "normal")
+NEUTRAL = (
+    "ordinary",
+    "typical",
+    "standard",
+    "modest",
+    "simple",
+    "regular",
+    "usual",
+    "average",
+    "plain",
+    "normal",
+)
 SUBJECTS = ("hotel", "restaurant", "movie", "phone", "book", "cafe", "train", "museum", "concert", "shop")
-ASPECTS = ("service", "staff", "food", "price", "room", "music", "design", "ending", "screen", "story", "seat")
+ASPECTS = (
+    "service",
+    "staff",
+    "food",
+    "price",
+    "room",
+    "music",
+    "design",
+    "ending",
+    "screen",
+    "story",
+    "seat",
+)
 _WORD = re.compile(r"[a-z]+")
 _POSITIVE, _NEGATIVE = frozenset(POSITIVE), frozenset(NEGATIVE)
 
@@ -66,7 +105,9 @@ def _sentiment_demonstration(rng: np.random.Generator, prompt: str) -> str:
     lexicon = POSITIVE + NEGATIVE + NEUTRAL
     aspects = rng.choice(len(ASPECTS), size=3, replace=False)
     adjectives = [lexicon[i] for i in rng.integers(len(lexicon), size=3)]
-    text = f" The {ASPECTS[aspects[0]]} was {adjectives[0]} and the {ASPECTS[aspects[1]]} was {adjectives[1]}."
+    text = (
+        f" The {ASPECTS[aspects[0]]} was {adjectives[0]} and the {ASPECTS[aspects[1]]} was {adjectives[1]}."
+    )
     if rng.random() < 0.5:
         text += f" The {ASPECTS[aspects[2]]} was {adjectives[2]}."
     return text
@@ -168,7 +209,9 @@ class RewardModelScorer:
     def __call__(self, prompt: str, response: str) -> float:
         import torch
 
-        batch = self.tokenizer(prompt + response, return_tensors="pt", truncation=True, max_length=self.max_length)
+        batch = self.tokenizer(
+            prompt + response, return_tensors="pt", truncation=True, max_length=self.max_length
+        )
         with torch.no_grad():
             return float(self.model(**batch.to(self.device)).logits[0, 0])
 
@@ -205,11 +248,17 @@ class TextGenerationEnv(gym.Env[str, str]):
         if reward_fn is not None and reward_model is not None:
             raise ValueError("give either reward_fn or reward_model, not both")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} is not supported; valid: {self.metadata['render_modes']}")
-        self.reward_source = "function" if reward_fn is not None else "model" if reward_model is not None else "task"
+            raise ValueError(
+                f"render_mode {render_mode!r} is not supported; valid: {self.metadata['render_modes']}"
+            )
+        self.reward_source = (
+            "function" if reward_fn is not None else "model" if reward_model is not None else "task"
+        )
         self.reward_fn: RewardFunction = (
-            reward_fn if reward_fn is not None
-            else RewardModelScorer(reward_model) if reward_model is not None
+            reward_fn
+            if reward_fn is not None
+            else RewardModelScorer(reward_model)
+            if reward_model is not None
             else self.task.reward
         )
         self.render_mode = render_mode
@@ -218,7 +267,9 @@ class TextGenerationEnv(gym.Env[str, str]):
         self._prompt = ""
         self._response: str | None = None
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
         prompt = (options or {}).get("prompt")
         self._prompt = str(prompt) if prompt is not None else self.task.sample_prompt(self.np_random)
@@ -230,7 +281,10 @@ class TextGenerationEnv(gym.Env[str, str]):
             raise TypeError(f"the action is the response text (str), got {type(action).__name__}")
         self._response = action
         reward = float(self.reward_fn(self._prompt, action))
-        info = {"true_reward": float(self.task.reward(self._prompt, action)), "reward_source": self.reward_source}
+        info = {
+            "true_reward": float(self.task.reward(self._prompt, action)),
+            "reward_source": self.reward_source,
+        }
         return self._prompt, reward, True, False, info
 
     def render(self) -> str | None:
