@@ -34,7 +34,7 @@ class SB3Config:
     n_envs: int = 1
     """Number of environments in the (synchronous) vector env."""
     policy: str = "MlpPolicy"
-    """An SB3 policy name or ``module:Class`` (e.g. aligngym.agents.tensor_policies:TensorActorCriticPolicy)."""
+    """An SB3 policy name or ``module:Class`` (e.g. aligngym.agents.tensor.policies:TensorActorCriticPolicy)."""
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     """Passed to the policy; ``activation_fn`` may be a torch.nn class name such as "Tanh"."""
     hyperparams: dict[str, Any] = field(default_factory=dict)

@@ -3,7 +3,7 @@
 from aligngym.alignment.dpo import RobustDPOConfig, RobustDPOTrainer
 from aligngym.alignment.models import ModelSpec, load_causal_lm, load_reward_model, load_tokenizer
 from aligngym.alignment.reward_model import RobustRewardConfig, RobustRewardTrainer
-from aligngym.alignment.robustness import TextCellBudget, run_text_cell
+from aligngym.alignment.text_pipeline import TextCellBudget, run_text_cell
 
 __all__ = [
     "ModelSpec",

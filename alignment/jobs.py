@@ -20,7 +20,7 @@ import torch
 
 from aligngym.alignment.models import load_reward_model, load_tokenizer, save_pretrained_atomic
 from aligngym.alignment.preference_data import label_pool
-from aligngym.alignment.robustness import (
+from aligngym.alignment.text_pipeline import (
     METHODS,
     SeedArtifacts,
     TextCellBudget,

@@ -1,6 +1,6 @@
 """Text robustness benchmark: stock DPO, rDPO, R3M-DPO and Ada-DPO under corrupted preference labels.
 
-Tiny offline setup (``aligngym.alignment.robustness``): a ~0.1M-parameter Llama SFT'd on the sentiment
+Tiny offline setup (``aligngym.alignment.text_pipeline``): a ~0.1M-parameter Llama SFT'd on the sentiment
 task, pairs of its samples scored by the task's TRUE reward, labelled by the teachers of
 ``aligngym.rewards.teachers``. Grid: methods x (mistake 0 / 0.2 / 0.4 flips, irrational p = 1/2) x seeds,
 run through the sweep runner (resumable ``results.jsonl``) and rendered by ``aligngym.runs.reports``
@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from aligngym.alignment.robustness import TextCellBudget
+from aligngym.alignment.text_pipeline import TextCellBudget
 from aligngym.runs.reports import render_report
 from aligngym.runs.sweep import run_sweep
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     start, load = time.perf_counter(), os.getloadavg()
     run_sweep(
         cells,
-        "aligngym.alignment.robustness:sweep_cell",
+        "aligngym.alignment.text_pipeline:sweep_cell",
         args.out / "dpo_text_robustness",
         workers=args.workers,
     )

@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from aligngym.agents.adversarial_training import load_players
-from aligngym.agents.opponents import ModelPolicy, protagonist_env
-from aligngym.agents.robustness import (
+from aligngym.agents.adversarial.evaluation import (
     evaluation_game,
     mean_return,
     train_worst_case_adversary,
     worst_constant_push,
 )
+from aligngym.agents.adversarial.opponents import ModelPolicy, protagonist_env
+from aligngym.agents.adversarial.training import load_players
 from aligngym.files import atomic_write_json, atomic_write_text
 from aligngym.runs.recipes import load_recipe
 

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import torch
 
-from aligngym.agents.adversarial_training import AdversarialTrainer, BaselineConfig, QARLConfig, RARLConfig
-from aligngym.agents.robustness import EvaluationConfig
+from aligngym.agents.adversarial.evaluation import EvaluationConfig
+from aligngym.agents.adversarial.training import AdversarialTrainer, BaselineConfig, QARLConfig, RARLConfig
 from aligngym.files import atomic_write_json, atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"

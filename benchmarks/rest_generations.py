@@ -35,7 +35,7 @@ def run_seed(recipe: str, overrides: list[str], seed: int, work_dir: str, thread
 
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format=f"seed {seed} %(asctime)s %(message)s")
-    from aligngym.agents.rest import RestLoop
+    from aligngym.agents.react.rest import RestLoop
     from aligngym.runs.recipes import load_recipe
 
     config = load_recipe(recipe, [*overrides, "control=true"]).config

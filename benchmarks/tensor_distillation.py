@@ -18,8 +18,8 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from aligngym.agents.distillation import distill_policy, save_cp_tensor
-from aligngym.agents.tensor_policies import TensorActorCriticPolicy
+from aligngym.agents.tensor.distillation import distill_policy, save_cp_tensor
+from aligngym.agents.tensor.policies import TensorActorCriticPolicy
 from aligngym.files import atomic_write_json, atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from stable_baselines3 import PPO
 
-from aligngym.agents.tensor_policies import TensorActorCriticPolicy
+from aligngym.agents.tensor.policies import TensorActorCriticPolicy
 from aligngym.files import atomic_write_json, atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"

@@ -53,7 +53,7 @@ def add_robustness_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_robustness(args: argparse.Namespace) -> int:
-    from aligngym.runs.robustness import load_bench_recipe, run_benchmark
+    from aligngym.runs.reward_benchmark import load_bench_recipe, run_benchmark
 
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers={args.workers} must be >= 1")

@@ -49,7 +49,7 @@ def _robustness(args: argparse.Namespace) -> int:
         evaluation = dataclasses.replace(recipe.config.evaluation, **changes)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    from aligngym.agents.adversarial_training import evaluate_run
+    from aligngym.agents.adversarial.training import evaluate_run
 
     try:
         results = evaluate_run(recipe.config, recipe.seed, args.run_dir, evaluation)

@@ -13,17 +13,22 @@ import yaml
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import Logger
 
-from aligngym.agents.adversarial_training import (
+from aligngym.agents.adversarial.evaluation import (
+    EvaluationConfig,
+    constant_pushes,
+    mean_return,
+    worst_constant_push,
+)
+from aligngym.agents.adversarial.opponents import make_game, protagonist_env
+from aligngym.agents.adversarial.temperature import GammaTemperature, PointTemperature, TemperatureObservation
+from aligngym.agents.adversarial.tempered_sac import TemperedSAC
+from aligngym.agents.adversarial.training import (
     AdversarialTrainer,
     BaselineConfig,
     QARLConfig,
     RARLConfig,
     train_adversarial,
 )
-from aligngym.agents.opponents import make_game, protagonist_env
-from aligngym.agents.robustness import EvaluationConfig, constant_pushes, mean_return, worst_constant_push
-from aligngym.agents.temperature import GammaTemperature, PointTemperature, TemperatureObservation
-from aligngym.agents.tempered_sac import TemperedSAC
 from aligngym.runs.cli import main
 from aligngym.runs.recipes import recipe_from_dict
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aligngym.alignment.preference_data import PairPool, label_pool
-from aligngym.alignment.robustness import RESULT_KEYS, TextCellBudget, run_text_cell
+from aligngym.alignment.text_pipeline import RESULT_KEYS, TextCellBudget, run_text_cell
 
 SMALL = {
     "sft_examples": 96,

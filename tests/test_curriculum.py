@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from aligngym.agents.curriculum import (
+from aligngym.agents.adversarial.curriculum import (
     LinearAnnealCurriculum,
     PointCurriculum,
     SelfPacedGammaCurriculum,
     gamma_kl,
 )
-from aligngym.agents.temperature import GammaTemperature, PointTemperature
+from aligngym.agents.adversarial.temperature import GammaTemperature, PointTemperature
 
 
 def numeric_kl(k1: float, k2: float, rate: float = 1000.0) -> float:

@@ -10,8 +10,7 @@ import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.env_util import make_vec_env
 
-from aligngym.rewards.pairs import collect_segments, label_pairs, sample_pair_indices
-from aligngym.rewards.preference_rl import (
+from aligngym.agents.preference_rl import (
     PairStore,
     PreferenceRLConfig,
     SegmentRecorder,
@@ -19,6 +18,7 @@ from aligngym.rewards.preference_rl import (
     relabel_replay_buffer,
     run_preference_rl,
 )
+from aligngym.rewards.pairs import collect_segments, label_pairs, sample_pair_indices
 from aligngym.rewards.reward_nets import RewardNet
 from aligngym.rewards.teachers import make_teacher
 

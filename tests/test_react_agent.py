@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from aligngym.agents.react import AgentConfig, ReActAgent, Trajectory, trajectory_metrics
-from aligngym.agents.react_models import (
+from aligngym.agents.react.agent import AgentConfig, ReActAgent, Trajectory, trajectory_metrics
+from aligngym.agents.react.models import (
     EntityRenamer,
     build_word_tokenizer,
     entity_token_ids,
@@ -100,7 +100,7 @@ def test_prefixes_are_replayed_before_the_agent_acts(policy, kb, env_kwargs):
 
 def test_trajectory_metrics(kb):
     question = kb.questions("dev")[0]
-    from aligngym.agents.react import StepRecord
+    from aligngym.agents.react.agent import StepRecord
 
     good = Trajectory(
         question.id,

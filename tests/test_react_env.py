@@ -10,7 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env, data_equivalence
 
 import aligngym  # noqa: F401
-from aligngym.agents.scripted_expert import ScriptedExpert
+from aligngym.agents.react.expert import ScriptedExpert
 from aligngym.envs.text.react import ReActQAEnv, StepError, exact_match, f1_score, parse_step
 
 ENV_ID = "aligngym/ReActQA-v0"

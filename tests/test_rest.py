@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from aligngym.agents.react import AgentConfig, ReActAgent, StepRecord, Trajectory
-from aligngym.agents.react_models import load_policy
-from aligngym.agents.rest import (
+from aligngym.agents.react.agent import AgentConfig, ReActAgent, StepRecord, Trajectory
+from aligngym.agents.react.models import load_policy
+from aligngym.agents.react.rest import (
     JUDGE_TEXTS,
     JudgeRanker,
     OutcomeVerifier,

@@ -148,7 +148,7 @@ def test_ray_backend_gives_the_same_rows_as_the_local_pool(tmp_path):
 def test_real_benchmark_cells_give_the_same_rows_locally_and_on_ray(tmp_path):
     """The control cells themselves (fixed pairs + PbRL with PPO) are reproducible across backends."""
     pytest.importorskip("ray")
-    from aligngym.runs.robustness import load_bench_recipe, run_benchmark
+    from aligngym.runs.reward_benchmark import load_bench_recipe, run_benchmark
 
     recipe_path = tmp_path / "tiny.yaml"
     recipe_path.write_text(

@@ -9,8 +9,9 @@ import tensorly as tl
 import torch
 from stable_baselines3 import A2C, PPO
 
-from aligngym.agents.discretization import Discretization
-from aligngym.agents.distillation import (
+from aligngym.agents.sb3_training import build_model, train_sb3
+from aligngym.agents.tensor.discretization import Discretization
+from aligngym.agents.tensor.distillation import (
     decompose,
     distill_policy,
     load_cp_tensor,
@@ -19,8 +20,7 @@ from aligngym.agents.distillation import (
     relative_error,
     save_cp_tensor,
 )
-from aligngym.agents.sb3_training import build_model, train_sb3
-from aligngym.agents.tensor_policies import CPTable, FactorCycleCallback, TensorActorCriticPolicy
+from aligngym.agents.tensor.policies import CPTable, FactorCycleCallback, TensorActorCriticPolicy
 from aligngym.runs.recipes import load_recipe
 
 PENDULUM_KWARGS = {"rank": 5, "bins": 10, "low": [-1, -1, -5], "high": [1, 1, 5]}

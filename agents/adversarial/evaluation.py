@@ -25,15 +25,15 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from aligngym.agents.opponents import ModelPolicy, adversary_env, make_game, protagonist_env
+from aligngym.agents.adversarial.opponents import ModelPolicy, adversary_env, make_game, protagonist_env
+from aligngym.agents.adversarial.temperature import PointTemperature
 from aligngym.agents.sb3_training import save_model
-from aligngym.agents.temperature import PointTemperature
 from aligngym.envs.adversarial import ProtagonistView
 from aligngym.envs.perturbations import GridResult, plot_heatmap, robustness_grid
 from aligngym.files import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
-    from aligngym.agents.adversarial_training import AdversarialConfig
+    from aligngym.agents.adversarial.training import AdversarialConfig
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from tensorly.cp_tensor import CPTensor
 from tensorly.decomposition import parafac
 
-from aligngym.agents.discretization import Discretization
-from aligngym.agents.tensor_policies import CPTable, TensorActorCriticPolicy
+from aligngym.agents.tensor.discretization import Discretization
+from aligngym.agents.tensor.policies import CPTable, TensorActorCriticPolicy
 from aligngym.files import atomic_save
 
 

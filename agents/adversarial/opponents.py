@@ -1,7 +1,7 @@
 """The two-player force game as each SB3 learner sees it: single-agent envs and opponent policies.
 
 Both players' envs are built the same way: ``gym.make(<aligngym/Adversarial...-v0>)`` (TimeLimit),
-then, for temperature-conditioned runs, :class:`~aligngym.agents.temperature.TemperatureObservation`
+then, for temperature-conditioned runs, :class:`~aligngym.agents.adversarial.temperature.TemperatureObservation`
 (so both players see the same alpha), then the player's view from ``aligngym.envs.adversarial`` with
 the frozen opponent inside, then SB3's ``Monitor`` for episode statistics.
 """
@@ -17,7 +17,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.monitor import Monitor
 
 import aligngym.envs  # noqa: F401  (registers the aligngym/... ids)
-from aligngym.agents.temperature import TemperatureDistribution, TemperatureObservation
+from aligngym.agents.adversarial.temperature import TemperatureDistribution, TemperatureObservation
 from aligngym.envs.adversarial import AdversaryView, ProtagonistView
 
 

@@ -9,7 +9,7 @@ one gathered row per mode, summed over the rank (O(D*K) per sample).
 Usage::
 
     from stable_baselines3 import PPO
-    from aligngym.agents.tensor_policies import TensorActorCriticPolicy
+    from aligngym.agents.tensor.policies import TensorActorCriticPolicy
 
     kwargs = dict(rank=5, bins=10, low=[-1, -1, -5], high=[1, 1, 5])  # the paper's Pendulum grid
     PPO(TensorActorCriticPolicy, "Pendulum-v1", policy_kwargs=kwargs).learn(100_000)
@@ -41,7 +41,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from tensorly.cp_tensor import CPTensor
 from torch import nn
 
-from aligngym.agents.discretization import Discretization
+from aligngym.agents.tensor.discretization import Discretization
 
 # ActorCriticPolicy arguments that only shape an MLP; a tensor policy rejects them instead of ignoring them.
 MLP_ONLY_KWARGS = ("net_arch", "activation_fn", "ortho_init")

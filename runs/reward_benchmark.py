@@ -8,14 +8,14 @@ A control cell (``control_cell``) measures one loss under one teacher in two way
    oracle; a 2x64 reward MLP is fitted for a fixed number of epochs (equal for every method) and scored
    on the clean test pairs: accuracy, accuracy on the quarter with the smallest true gap, Spearman of
    learned vs true segment returns, and for R3M the precision / recall of its flagged outliers.
-2. *Preference-based RL* (``aligngym.rewards.preference_rl``): PPO on the learned reward with online
+2. *Preference-based RL* (``aligngym.agents.preference_rl``): PPO on the learned reward with online
    queries, scored by the TRUE return of the final policy, normalised as
    ``(R - R_random) / (R_true_RL - R_random)`` with the references of the same seed, and by the
    clean held-out accuracy of its reward net.
 
 The references (random policy and the same RL algorithm on the true reward, same budget) are cells of
 their own, run first and recorded in ``references.jsonl``. A text cell hands the same (method, noise,
-level, seed) to ``aligngym.alignment.robustness.run_text_cell`` (DPO variants on a text task).
+level, seed) to ``aligngym.alignment.text_pipeline.run_text_cell`` (DPO variants on a text task).
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 BENCH_RECIPE_DIR = Path(__file__).parent / "recipes" / "bench"
 REFERENCES_FILE = "references.jsonl"
 REFERENCE_METHOD = "true-reward"
-CONTROL_CELL = "aligngym.runs.robustness:control_cell"
-REFERENCE_CELL = "aligngym.runs.robustness:reference_cell"
-TEXT_CELL = "aligngym.runs.robustness:text_cell"
+CONTROL_CELL = "aligngym.runs.reward_benchmark:control_cell"
+REFERENCE_CELL = "aligngym.runs.reward_benchmark:reference_cell"
+TEXT_CELL = "aligngym.runs.reward_benchmark:text_cell"
 RESULT_KEYS = (
     "normalized_return",
     "true_return",
@@ -109,7 +109,7 @@ class TextConfig:
 
 
 def _preference_rl_config() -> type:
-    from aligngym.rewards.preference_rl import PreferenceRLConfig
+    from aligngym.agents.preference_rl import PreferenceRLConfig
 
     return PreferenceRLConfig
 
@@ -381,7 +381,7 @@ def fixed_pairs_metrics(
 
 def control_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     """One control cell: fixed-pairs metrics and/or preference-based RL under one teacher."""
-    from aligngym.rewards.preference_rl import PreferenceRLConfig, normalized_return, run_preference_rl
+    from aligngym.agents.preference_rl import PreferenceRLConfig, normalized_return, run_preference_rl
     from aligngym.rewards.teachers import make_teacher
 
     _set_threads()
@@ -417,7 +417,7 @@ def control_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
 
 def reference_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     """Returns of a uniform random policy and of the same RL algorithm and budget on the true reward."""
-    from aligngym.rewards.preference_rl import PreferenceRLConfig, random_return, train_on_true_reward
+    from aligngym.agents.preference_rl import PreferenceRLConfig, random_return, train_on_true_reward
 
     _set_threads()
     rl = build_dataclass(PreferenceRLConfig, cell["config"]["rl"], prefix="rl.")
@@ -430,7 +430,7 @@ def reference_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]
 
 def text_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     """One text cell: ``run_text_cell`` of the alignment package (imported only for the text domain)."""
-    from aligngym.alignment.robustness import run_text_cell
+    from aligngym.alignment.text_pipeline import run_text_cell
 
     config = cell["config"]
     return run_text_cell(

@@ -2,7 +2,7 @@
 
 SB3's SAC has one global ``ent_coef``. QARL's adversary instead solves a family of entropy-regularised
 problems at once, one per temperature alpha, with alpha appended to its observation
-(``aligngym.agents.temperature.TemperatureObservation``). ``TemperedSAC`` therefore overrides
+(``aligngym.agents.adversarial.temperature.TemperatureObservation``). ``TemperedSAC`` therefore overrides
 ``train()`` only: the soft Bellman target uses alpha of the next observation and the actor loss alpha of
 the current one, sample by sample; there is no entropy-coefficient optimiser.
 """
@@ -25,7 +25,7 @@ class TemperedSAC(SAC):
 
     Example:
         >>> import gymnasium as gym
-        >>> from aligngym.agents.temperature import GammaTemperature, TemperatureObservation
+        >>> from aligngym.agents.adversarial.temperature import GammaTemperature, TemperatureObservation
         >>> env = TemperatureObservation(gym.make("Pendulum-v1"), GammaTemperature(50, 1000))
         >>> model = TemperedSAC("MlpPolicy", env, learning_starts=64, seed=0).learn(128)
     """

@@ -42,15 +42,15 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from aligngym.agents.react import AgentConfig, ReActAgent, Trajectory, trajectory_metrics
-from aligngym.agents.react_models import (
+from aligngym.agents.react.agent import AgentConfig, ReActAgent, Trajectory, trajectory_metrics
+from aligngym.agents.react.expert import ScriptedExpert
+from aligngym.agents.react.models import (
     EntityRenamer,
     entity_token_ids,
     freeze_embeddings,
     load_policy,
     randomize_embeddings,
 )
-from aligngym.agents.scripted_expert import ScriptedExpert
 from aligngym.alignment.models import (
     ModelSpec,
     load_causal_lm,

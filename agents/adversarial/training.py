@@ -41,17 +41,23 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import aligngym.envs  # noqa: F401  (registers the aligngym/... ids)
-from aligngym.agents.checkpoints import CheckpointFolder, load_replay_buffer, save_replay_buffer
-from aligngym.agents.curriculum import (
+from aligngym.agents.adversarial.checkpoints import CheckpointFolder, load_replay_buffer, save_replay_buffer
+from aligngym.agents.adversarial.curriculum import (
     LinearAnnealCurriculum,
     PointCurriculum,
     SelfPacedGammaCurriculum,
     TemperatureCurriculum,
 )
-from aligngym.agents.opponents import ModelPolicy, RandomForce, adversary_env, make_game, protagonist_env
-from aligngym.agents.robustness import EvaluationConfig, evaluate_players
+from aligngym.agents.adversarial.evaluation import EvaluationConfig, evaluate_players
+from aligngym.agents.adversarial.opponents import (
+    ModelPolicy,
+    RandomForce,
+    adversary_env,
+    make_game,
+    protagonist_env,
+)
+from aligngym.agents.adversarial.tempered_sac import TemperedSAC
 from aligngym.agents.sb3_training import resolve_policy_kwargs, save_model
-from aligngym.agents.tempered_sac import TemperedSAC
 from aligngym.files import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,11 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from scipy import optimize, special
 
-from aligngym.agents.temperature import GammaTemperature, PointTemperature, TemperatureDistribution
+from aligngym.agents.adversarial.temperature import (
+    GammaTemperature,
+    PointTemperature,
+    TemperatureDistribution,
+)
 
 logger = logging.getLogger(__name__)
 
