@@ -46,7 +46,7 @@ JOBS: dict[str, Job] = {
         ),
         Job(
             "rest",
-            "aligngym.agents.react.rest:RestConfig",
+            "aligngym.agents.react.rest_config:RestConfig",
             "aligngym.agents.react.rest:train_rest",
             "ReST self-improvement of a ReAct agent on aligngym/ReActQA-v0 (bootstrap SFT, generations, distillation)",
         ),

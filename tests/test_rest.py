@@ -8,18 +8,17 @@ import pytest
 
 from aligngym.agents.react.agent import AgentConfig, ReActAgent, StepRecord, Trajectory
 from aligngym.agents.react.models import load_policy
-from aligngym.agents.react.rest import (
+from aligngym.agents.react.rankers import (
     JUDGE_TEXTS,
     JudgeRanker,
     OutcomeVerifier,
     Ranker,
     RankItem,
-    RestConfig,
-    RestLoop,
     RewardModelRanker,
-    SFTSettings,
     relabel,
 )
+from aligngym.agents.react.rest import RestLoop
+from aligngym.agents.react.rest_config import RestConfig, SFTSettings
 from aligngym.alignment.models import ModelSpec
 from aligngym.alignment.tiny import build_tiny_reward_model
 from aligngym.envs.text.knowledge_base import KnowledgeBaseConfig, load_knowledge_base

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
 
-from aligngym.envs.text.knowledge_base import Question
+from aligngym.envs.text.knowledge_base import KnowledgeBase, Question
 from aligngym.envs.text.react import ReActQAEnv, StepError, normalize_answer, parse_step
 
 
@@ -265,3 +265,22 @@ def trajectory_metrics(trajectories: Sequence[Trajectory], questions: Sequence[Q
         "first_search_accuracy": first_ok / n,
         "episodes": float(len(trajectories)),
     }
+
+
+def evaluate_policy(
+    agent: ReActAgent,
+    kb: KnowledgeBase,
+    env_kwargs: dict[str, Any],
+    splits: Sequence[str] = ("dev", "test"),
+    questions_per_split: int = 0,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Closed-loop success (exact match) etc. on each split (the first ``questions_per_split``; 0 = all)."""
+    scores = {}
+    for split in splits:
+        questions = kb.questions(split)
+        if questions_per_split:
+            questions = questions[:questions_per_split]
+        trajectories = agent.run_episodes(questions, env_kwargs, seed=seed)
+        scores[split] = trajectory_metrics(trajectories, questions)
+    return scores
