@@ -64,6 +64,32 @@ def _quiet(trainer, quiet: bool):
     return trainer
 
 
+def build_sft_trainer(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: list[dict[str, str]],
+    spec: ModelSpec,
+    output_dir: str | Path,
+    seed: int,
+    progress: ProgressFn | None = None,
+    quiet: bool = False,
+    **config: Any,
+) -> SFTTrainer:
+    """An SFTTrainer on prompt/completion rows (loss on the completion only); ``config`` holds SFTConfig fields."""
+    args = SFTConfig(**trainer_arguments(spec, output_dir, seed, **config))
+    return _quiet(
+        SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=spec.peft_config("CAUSAL_LM"),
+            callbacks=_callbacks(progress),
+        ),
+        quiet,
+    )
+
+
 def train_sft(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -75,17 +101,9 @@ def train_sft(
     quiet: bool = False,
     **config: Any,
 ) -> SFTTrainer:
-    """Supervised fine-tuning on prompt/completion rows (loss on the completion only), with TRL's SFTTrainer."""
-    args = SFTConfig(**trainer_arguments(spec, output_dir, seed, **config))
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=spec.peft_config("CAUSAL_LM"),
-        callbacks=_callbacks(progress),
-    )
-    _quiet(trainer, quiet).train()
+    """Supervised fine-tuning on prompt/completion rows with TRL's SFTTrainer (``build_sft_trainer``, then train)."""
+    trainer = build_sft_trainer(model, tokenizer, rows, spec, output_dir, seed, progress, quiet, **config)
+    trainer.train()
     return trainer
 
 

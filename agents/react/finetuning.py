@@ -1,4 +1,5 @@
-"""One supervised fine-tuning stage of the ReST loop (TRL ``SFTTrainer`` on prompt/completion rows)."""
+"""One supervised fine-tuning stage of the ReST loop: alignment's SFT trainer (the same TrainingArguments
+defaults as every other trainer of the project) on prompt/completion rows, with frozen entity embeddings."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from aligngym.agents.react.models import freeze_embeddings
@@ -27,12 +27,16 @@ def supervised_finetune(
 ) -> PreTrainedModel:
     """TRL ``SFTTrainer`` on prompt/completion rows (loss on the completion only); LoRA when ``spec.lora_r``;
     the embeddings of ``frozen_token_ids`` get no gradient."""
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from aligngym.alignment.training import build_sft_trainer  # trl and datasets load only when training
 
     with tempfile.TemporaryDirectory(prefix="aligngym-sft-") as out:
-        args = SFTConfig(
-            output_dir=out,
+        trainer = build_sft_trainer(
+            model,
+            tokenizer,
+            list(rows),
+            spec,
+            out,
+            seed,
             max_steps=settings.max_steps,
             per_device_train_batch_size=settings.batch_size,
             learning_rate=settings.learning_rate,
@@ -41,20 +45,6 @@ def supervised_finetune(
             weight_decay=settings.weight_decay,
             max_length=settings.max_length,
             logging_steps=max(1, settings.max_steps // 10),
-            save_strategy="no",
-            report_to="none",
-            use_cpu=not torch.cuda.is_available(),
-            bf16=spec.bf16(),
-            activation_checkpointing=False,
-            seed=seed,
-            data_seed=seed,
-        )
-        trainer = SFTTrainer(
-            model=model,
-            args=args,
-            train_dataset=Dataset.from_list(list(rows)),
-            processing_class=tokenizer,
-            peft_config=spec.peft_config(),
         )
         if frozen_token_ids:
             freeze_embeddings(trainer.model, frozen_token_ids)
