@@ -32,12 +32,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3 import PPO, SAC
+from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -45,6 +45,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 
 import aligngym  # noqa: F401  (registers aligngym/... ids)
+from aligngym.agents.sb3_algorithms import algorithm_class
 from aligngym.envs.learned_reward import LearnedRewardVecEnv, batch_rewards
 from aligngym.rewards.fitting import FitConfig, clean_accuracy, fit_reward
 from aligngym.rewards.pairs import (
@@ -59,8 +60,9 @@ from aligngym.rewards.teachers import Teacher, make_teacher
 
 log = logging.getLogger(__name__)
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 ProgressFn = Callable[[int, int], None]
+PreferenceRLAlgo = Literal["ppo", "sac"]
+"""The SB3 algorithms the loop supports (SAC's replay buffer is relabelled after each query round)."""
 
 
 @dataclass
@@ -69,7 +71,7 @@ class PreferenceRLConfig:
 
     env_id: str = "HalfCheetah-v5"
     """A Gymnasium id with Box observations and a dense true reward (not constant per step)."""
-    algo: Literal["ppo", "sac"] = "ppo"
+    algo: PreferenceRLAlgo = "ppo"
     total_timesteps: int = 50_000
     n_envs: int = 4
     hyperparams: dict[str, Any] = field(default_factory=dict)
@@ -100,8 +102,7 @@ class PreferenceRLConfig:
     """torch CPU threads; 1 keeps parallel cells from competing and runs bit-reproducible."""
 
     def __post_init__(self) -> None:
-        if self.algo not in ALGORITHMS:
-            raise ValueError(f"unknown algo {self.algo!r}; valid: {', '.join(ALGORITHMS)}")
+        algorithm_class(self.algo, get_args(PreferenceRLAlgo))
         for name in (
             "total_timesteps",
             "n_envs",
@@ -406,7 +407,7 @@ def _set_seeds(seed: int, threads: int) -> None:
 def _build_agent(config: PreferenceRLConfig, venv: VecEnv, seed: int) -> tuple[BaseAlgorithm, VecEnv]:
     if config.algo == "ppo" and config.normalize:
         venv = VecNormalize(venv, norm_obs=True, norm_reward=True)
-    model = ALGORITHMS[config.algo](
+    model = algorithm_class(config.algo)(
         "MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **config.hyperparams
     )
     return model, venv

@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from stable_baselines3 import A2C, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 
 import aligngym  # noqa: F401  (registers aligngym/... ids for make_vec_env)
+from aligngym.agents.sb3_algorithms import algorithm_class
 from aligngym.files import atomic_path
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC, "td3": TD3}
 SB3_POLICY_NAMES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
 
 
@@ -74,7 +73,7 @@ def resolve_policy_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def build_model(config: SB3Config, seed: int, tensorboard_log: str | None = None) -> BaseAlgorithm:
     env = make_vec_env(config.env_id, n_envs=config.n_envs, seed=seed, env_kwargs=config.env_kwargs)
-    return ALGORITHMS[config.algo](
+    return algorithm_class(config.algo)(
         resolve_policy(config.policy),
         env,
         policy_kwargs=resolve_policy_kwargs(config.policy_kwargs),

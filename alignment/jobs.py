@@ -24,11 +24,11 @@ from aligngym.alignment.text_pipeline import (
     METHODS,
     SeedArtifacts,
     TextCellBudget,
-    outlier_scores,
     seed_artifacts,
     train_and_evaluate,
 )
 from aligngym.alignment.training import build_reward_trainer
+from aligngym.rewards.fitting import outlier_scores
 from aligngym.rewards.losses import LOSSES
 from aligngym.rewards.teachers import NOISE_KINDS
 

@@ -45,6 +45,7 @@ from aligngym.alignment.sampling import sample_completions
 from aligngym.alignment.training import ProgressFn, build_dpo_trainer, train_sft
 from aligngym.envs.text.generation import TextTask, get_task
 from aligngym.files import atomic_write_json
+from aligngym.rewards.fitting import outlier_scores
 
 log = logging.getLogger(__name__)
 
@@ -325,19 +326,6 @@ def train_and_evaluate(
     }
     results.update(outlier_scores(flagged, corrupted))
     return results
-
-
-def outlier_scores(flagged: np.ndarray | None, corrupted: np.ndarray) -> dict[str, float]:
-    """Precision / recall of flagged pairs against the corrupted ones, and the flagged fraction (NaN if no flags)."""
-    if flagged is None:
-        return {"outlier_precision": math.nan, "outlier_recall": math.nan, "flagged_fraction": math.nan}
-    flagged, corrupted = np.asarray(flagged, dtype=bool), np.asarray(corrupted, dtype=bool)
-    hits = float(np.sum(flagged & corrupted))
-    return {
-        "outlier_precision": hits / flagged.sum() if flagged.any() else math.nan,
-        "outlier_recall": hits / corrupted.sum() if corrupted.any() else math.nan,
-        "flagged_fraction": float(flagged.mean()),
-    }
 
 
 def oracle_return(budget: TextCellBudget, artifacts: SeedArtifacts, seed: int) -> float:

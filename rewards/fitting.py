@@ -252,13 +252,21 @@ def train_diagnostics(net: RewardNet, train: PreferencePairs, loss_fn: Preferenc
     return metrics
 
 
-def outlier_scores(flagged: np.ndarray, corrupted: np.ndarray) -> dict[str, float]:
-    """Flagged fraction and precision / recall of flagged pairs against the truly corrupted ones."""
+def outlier_scores(flagged: np.ndarray | None, corrupted: np.ndarray) -> dict[str, float]:
+    """Flagged fraction and precision / recall of flagged pairs against the truly corrupted ones.
+
+    A score whose denominator is empty is NaN, not 0: ``flagged=None`` (a loss that flags nothing) and no
+    pairs at all give NaN for all three, no flags gives NaN precision, no corrupted pair NaN recall."""
+    if flagged is None:
+        return {"flagged_fraction": math.nan, "outlier_precision": math.nan, "outlier_recall": math.nan}
+    flagged, corrupted = np.asarray(flagged, dtype=bool), np.asarray(corrupted, dtype=bool)
+    if flagged.shape != corrupted.shape:
+        raise ValueError(f"flagged has shape {flagged.shape} but corrupted has shape {corrupted.shape}")
     true_positive = float((flagged & corrupted).sum())
     return {
-        "flagged_fraction": float(flagged.mean()) if len(flagged) else 0.0,
-        "outlier_precision": true_positive / flagged.sum() if flagged.any() else float("nan"),
-        "outlier_recall": true_positive / corrupted.sum() if corrupted.any() else float("nan"),
+        "flagged_fraction": float(flagged.mean()) if flagged.size else math.nan,
+        "outlier_precision": true_positive / flagged.sum() if flagged.any() else math.nan,
+        "outlier_recall": true_positive / corrupted.sum() if corrupted.any() else math.nan,
     }
 
 

@@ -47,7 +47,7 @@ def test_config_spreads_the_budget_and_rejects_bad_values():
         PreferenceRLConfig(loss="nope")
     with pytest.raises(ValueError, match="initial_queries=20 must lie in"):
         PreferenceRLConfig(query_budget=10, initial_queries=20)
-    with pytest.raises(ValueError, match="valid: ppo, sac"):
+    with pytest.raises(ValueError, match="valid choices: ppo, sac"):
         PreferenceRLConfig(algo="dqn")
 
 

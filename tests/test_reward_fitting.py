@@ -178,6 +178,28 @@ def test_outlier_scores() -> None:
     }
 
 
+def test_outlier_scores_are_nan_where_undefined() -> None:
+    """Empty input and empty denominators give NaN (not 0 and no numpy warning); one rule for both domains."""
+    import math
+    import warnings
+
+    none = np.zeros(0, dtype=bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        empty = outlier_scores(none, none)
+        unflagged = outlier_scores(None, np.array([True, False]))
+        no_flags = outlier_scores(np.array([False, False]), np.array([True, False]))
+        no_corrupted = outlier_scores(np.array([True, False]), np.array([False, False]))
+    assert set(empty) == set(unflagged) == {"flagged_fraction", "outlier_precision", "outlier_recall"}
+    assert all(math.isnan(v) for v in empty.values())
+    assert all(math.isnan(v) for v in unflagged.values())
+    assert no_flags["flagged_fraction"] == 0.0 and no_flags["outlier_recall"] == 0.0
+    assert math.isnan(no_flags["outlier_precision"])
+    assert no_corrupted["outlier_precision"] == 0.0 and math.isnan(no_corrupted["outlier_recall"])
+    with pytest.raises(ValueError, match=r"shape \(2,\) but corrupted has shape \(3,\)"):
+        outlier_scores(np.array([True, False]), np.array([True, False, True]))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [

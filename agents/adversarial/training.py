@@ -33,7 +33,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -57,12 +56,12 @@ from aligngym.agents.adversarial.opponents import (
     protagonist_env,
 )
 from aligngym.agents.adversarial.tempered_sac import TemperedSAC
+from aligngym.agents.sb3_algorithms import ALGORITHMS
 from aligngym.agents.sb3_training import resolve_policy_kwargs, save_model
 from aligngym.files import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "ppo": PPO}
 Method = Literal["sac", "random", "rarl", "qarl"]
 
 
