@@ -156,21 +156,29 @@ def _print_report(out: Path, publish: Path | None, stem: str) -> int:
     from aligngym.runs.reports import render_report, rich_table
 
     methods = [m["name"] for m in _recipe(out).get("methods", [])]
-    report = render_report(out, header=report_header(out), method_order=methods)
+    scores = _recipe(out).get("published") or {}
+    report = render_report(out, header=report_header(out), method_order=methods, published=scores)
     console = Console(width=max(180, shutil.get_terminal_size((180, 40)).columns))
     console.print(
         rich_table(
             report.summaries,
-            title=f"reward robustness: {out}  (mean±std over seeds; the markdown file has every column)",
+            title=f"reward robustness: {out}  (IQM over seeds; the markdown file has 95 % CIs, every column)",
         )
     )
     if report.deltas:
         console.print(
             rich_table(report.deltas, title="paired difference to bt (same seed, same labels)", signed=True)
         )
+    for line in report.verdict:
+        console.print(f"policy return: {line}")
     if publish is not None:
         published = render_report(
-            out, header=report_header(out), stem=stem, target_dir=publish, method_order=methods
+            out,
+            header=report_header(out),
+            stem=stem,
+            target_dir=publish,
+            method_order=methods,
+            published=scores,
         )
         shutil.copyfile(out / "results.jsonl", publish / f"{stem}.jsonl")
         console.print(f"published: {published.markdown}, {published.csv}, {published.png}")

@@ -130,6 +130,9 @@ class BenchRecipe:
     rl: dict[str, Any] | None = None
     """Phase 2: fields of ``PreferenceRLConfig`` (env_id and loss are set per cell); null to skip."""
     text: TextConfig = field(default_factory=TextConfig)
+    published: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per env, the published score of the RL algorithm on the true reward, ``{return, source}``: the
+    report says what share of it the reference agent reaches (whether the RL phase has learned)."""
 
     def __post_init__(self) -> None:
         if not self.methods or not self.noises or not self.seeds:

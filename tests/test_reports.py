@@ -1,4 +1,4 @@
-"""Reports: grouping, mean +- std over seeds, paired deltas, CSV, markdown, the PNG."""
+"""Reports: grouping, IQM [CI] over seeds, paired deltas, P(improvement), the return verdict, CSV, the PNG."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from aligngym.runs.errors import UsageError
 from aligngym.runs.reports import (
     baseline_deltas,
     csv_text,
+    improvement_over_baseline,
     markdown_table,
     render_report,
+    return_verdict,
     rich_table,
     summarize,
 )
@@ -73,14 +75,110 @@ def test_markdown_csv_and_rich_tables_agree():
     summaries = summarize(make_rows())
     text = markdown_table(summaries)
     assert text.splitlines()[0].startswith("| env | noise | rate | method | seeds | clean acc |")
-    assert "| Toy-v0 | mistake | 0.2 | bt | 2 | 0.710 ± 0.014 |" in text
+    # two seeds 0.70 and 0.72: IQM 0.71, the bootstrap CI spans the two values
+    assert "| Toy-v0 | mistake | 0.2 | bt | 2 | 0.710 [0.700, 0.720] |" in text
     parsed = list(csv.DictReader(io.StringIO(csv_text(summaries))))
     assert len(parsed) == 4
     assert float(parsed[2]["clean_accuracy_mean"]) == pytest.approx(0.71)
+    assert float(parsed[2]["clean_accuracy_iqm"]) == pytest.approx(0.71)
+    assert (float(parsed[2]["clean_accuracy_ci_low"]), parsed[2]["clean_accuracy_n"]) == (0.70, "2")
     console = Console(record=True, width=200)
     console.print(rich_table(summaries, title="t"))
     text = console.export_text()
-    assert "mistake 0.2" in text and "0.710±0.014" in text and "seeds per row: 2" in text
+    assert "mistake 0.2" in text and "0.710" in text and "seeds per row: 2" in text
+
+
+def test_a_metric_with_fewer_seeds_than_rows_says_so():
+    rows = make_rows()
+    rows[0]["clean_accuracy"] = None  # bt, rate 0, seed 0
+    text = markdown_table(summarize(rows))
+    assert "| Toy-v0 | mistake | 0 | bt | 2 | 0.820 (n=1) |" in text
+
+
+def test_iqm_ignores_one_wild_seed():
+    rows = []
+    for seed, value in enumerate([0.5, 0.6, 0.7, 0.8, -50.0]):
+        rows.append(
+            {
+                "domain": "control",
+                "env": "E",
+                "method": "bt",
+                "noise": "mistake",
+                "rate": 0.0,
+                "seed": seed,
+                "normalized_return": value,
+            }
+        )
+    (summary,) = summarize(rows)
+    assert summary.intervals["normalized_return"].value == pytest.approx(0.6)  # mean of 0.5, 0.6, 0.7
+    assert summary.mean["normalized_return"] == pytest.approx(-9.48)
+
+
+def test_probability_of_improvement_over_the_baseline():
+    improvements = improvement_over_baseline(make_rows())
+    assert [i.key["method"] for i in improvements] == ["r3m", "r3m"]
+    # r3m beats bt on every seed pair in clean accuracy; normalised returns are identical: 1/2
+    assert improvements[0].intervals["clean_accuracy"].value == 1.0
+    assert improvements[0].intervals["normalized_return"].value == 0.5
+
+
+def test_paired_delta_intervals_are_t_intervals():
+    rows = make_rows()
+    for row in rows:  # give r3m a seed-dependent gain: differences 0.05 and 0.07 at rate 0
+        if row["method"] == "r3m" and row["rate"] == 0.0:
+            row["clean_accuracy"] += 0.02 * row["seed"]
+    delta = baseline_deltas(rows)[0].intervals["clean_accuracy"]
+    half = 12.706 * 0.01 * math.sqrt(2) / math.sqrt(2)  # t(0.975, 1) * sd / sqrt(n)
+    assert delta.value == pytest.approx(0.06)
+    assert (delta.low, delta.high) == pytest.approx((0.06 - half, 0.06 + half), abs=1e-3)
+
+
+def _return_rows(gain: float, spread: float, seeds: int = 5) -> list[dict]:
+    rows = []
+    for seed in range(seeds):
+        for method, shift in (("bt", 0.0), ("r3m", gain)):
+            rows.append(
+                {
+                    "domain": "control",
+                    "env": "E",
+                    "method": method,
+                    "noise": "mistake",
+                    "rate": 0.2,
+                    "seed": seed,
+                    "normalized_return": 0.7 + shift + spread * (seed % 2 - 0.5) * (method == "r3m"),
+                }
+            )
+    return rows
+
+
+REFS = [{"env": "E", "seed": s, "random_return": -1200.0 + s, "true_rl_return": -160.0 - s} for s in range(5)]
+
+
+def test_return_verdict_finds_a_real_gap_and_states_the_power():
+    lines = return_verdict(_return_rows(0.3, 0.05), REFS, {"E": {"return": -157.0, "source": "zoo"}})
+    text = " ".join(lines)
+    assert "has clearly learned" in text and "published -157 (zoo)" in text
+    assert "with 5 seeds the paired t test detects gaps >=" in text
+    assert "r3m at mistake 0.2: +0.295 [" in text
+
+
+def test_return_verdict_says_when_the_budget_cannot_separate_methods():
+    # the reference barely beats random against the published score: the column cannot separate
+    weak = [{**r, "true_rl_return": -1100.0} for r in REFS]
+    text = " ".join(return_verdict(_return_rows(0.3, 0.05), weak, {"E": {"return": -157.0}}))
+    assert "has NOT clearly learned" in text and "CANNOT separate methods" in text
+    # a learned reference but seeds that swing wildly: the resolution is too coarse
+    text = " ".join(return_verdict(_return_rows(0.0, 3.0), REFS))
+    assert "CANNOT separate methods" in text and "resolves only gaps" in text
+    # no gap and a fine resolution: every CI covers 0
+    text = " ".join(return_verdict(_return_rows(0.0, 0.05), REFS))
+    assert "no method's normalised return differs from bt" in text
+    assert (
+        return_verdict(
+            [{k: v for k, v in r.items() if k != "normalized_return"} for r in _return_rows(0.0, 0.1)], REFS
+        )
+        == []
+    )
 
 
 def test_render_report_writes_md_csv_and_a_png(tmp_path):
@@ -89,6 +187,7 @@ def test_render_report_writes_md_csv_and_a_png(tmp_path):
     report = render_report(tmp_path, header="# demo\n\ncommand: `x`")
     assert report.markdown.read_text().startswith("# demo")
     assert "Paired difference to Bradley-Terry" in report.markdown.read_text()
+    assert "Probability of improvement over `bt`" in report.markdown.read_text()
     assert report.png is not None and report.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report.png.stat().st_size > 10_000
     assert len(report.csv.read_text().splitlines()) == 5
