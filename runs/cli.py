@@ -10,14 +10,16 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
+from aligngym.runs.bench.registry import COMMANDS as BENCHMARK_COMMANDS
 from aligngym.runs.benchmark import COMMANDS as REWARD_ROBUSTNESS_COMMANDS
 from aligngym.runs.errors import UsageError
 from aligngym.runs.evaluation import COMMANDS as EVALUATION_COMMANDS
 
 # Subcommand groups: name -> (help, add_arguments, run); run(args) -> exit code. Their modules import argparse only.
 BenchCommand = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
-BENCHES: dict[str, BenchCommand] = dict(REWARD_ROBUSTNESS_COMMANDS)
+BENCHES: dict[str, BenchCommand] = {**REWARD_ROBUSTNESS_COMMANDS, **BENCHMARK_COMMANDS}
 EVALS: dict[str, BenchCommand] = dict(EVALUATION_COMMANDS)
 
 
@@ -65,17 +67,32 @@ def _add_group(
         child = group.add_parser(command, help=command_help, description=command_help)
         add_arguments(child)
         child.set_defaults(func=run)
-    parser.set_defaults(func=lambda args: _missing_command(name, commands))
+    parser.add_argument(
+        "--list", action="store_true", help=f"list the {name} names with one-line descriptions"
+    )
+    parser.set_defaults(func=lambda args: _list_or_missing(args, name, commands))
 
 
-def _missing_command(group: str, commands: dict[str, BenchCommand]) -> int:
+def _list_or_missing(args: argparse.Namespace, group: str, commands: dict[str, BenchCommand]) -> int:
+    if args.list:
+        width = max(map(len, commands), default=0)
+        for command, (command_help, _, _) in sorted(commands.items()):
+            print(f"  {command:<{width}}  {command_help}")
+        return 0
     raise UsageError(f"{group} needs a NAME; valid names: {', '.join(sorted(commands)) or '(none yet)'}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors (an unknown benchmark name, a bad option) as one ``aligngym: error:`` line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"aligngym: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from aligngym import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aligngym",
         description="Robust RL and LLM alignment: environments, training recipes, benchmarks.",
     )
@@ -106,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as typed, for reports
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )

@@ -1,36 +1,44 @@
 """SAC vs RARL vs QARL (and optionally SAC vs random forces): robustness of the trained protagonists.
 
 Each (method, seed) cell runs the built-in recipe ``<method>-<task>`` through ``aligngym train``'s code
-path (run folders under ``--runs``), which trains and then evaluates: nominal return, return against the
+path (run folders under ``OUT/runs``), which trains and then evaluates: nominal return, return against the
 training adversary, against a fresh worst-case adversary, and the mass x friction grid. Cells run through
-the project's sweep runner (``aligngym.runs.sweep``): a process pool, one JSONL row per finished cell, so
-a killed benchmark re-run with the same ``--runs`` folder skips finished cells. The table gives mean and
-standard deviation over seeds; the heatmaps show each method's grid averaged over seeds.
+the project's sweep runner (``aligngym.runs.sweep``): a local process pool or Ray, one JSONL row per
+finished cell, so a killed benchmark re-run with the same ``--out`` skips finished cells. The table gives
+mean and standard deviation over seeds; the heatmaps show each method's grid averaged over seeds.
 
-    nice -n 10 python benchmarks/adversarial_robustness.py --seeds 3 --workers 2     # InvertedPendulum
-    python benchmarks/adversarial_robustness.py --task hopper --seeds 5 --workers 2 \
+    nice -n 10 aligngym bench adversarial-robustness --seeds 3 --workers 2     # InvertedPendulum
+    aligngym bench adversarial-robustness --task hopper --seeds 5 --workers 2 \
         --set iterations=30 --set protagonist_steps=2000 --set adversary_steps=2000 \
         --set hyperparams.learning_starts=5000 --set hyperparams.buffer_size=100000 \
         --set hyperparams.batch_size=128 --set "policy_kwargs.net_arch=[128,128]" \
-        --set evaluation.worst_case_steps=60000                                      # Hopper, about 2 h
-    python benchmarks/adversarial_robustness.py --seeds 1 --methods sac qarl --set iterations=2 --runs /tmp/quick
+        --set evaluation.worst_case_steps=60000 --publish benchmarks/results       # Hopper, about 2 h
+    aligngym bench adversarial-robustness --seeds 1 --methods sac qarl --set iterations=2 --out /tmp/quick
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
+import os
 import platform
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+from aligngym.runs.bench.options import (
+    DEFAULT_ROOT,
+    add_output_arguments,
+    add_sweep_arguments,
+    command_line,
+    publish,
+    sweep_options,
+)
+
+NAME = "adversarial-robustness"
+DESCRIPTION = "robustness of SAC, RARL and QARL protagonists: methods x seeds, heatmaps (sweep)"
 RECIPES = {"sac": "sac-{task}", "random": "sac-random-{task}", "rarl": "rarl-{task}", "qarl": "qarl-{task}"}
 METRICS = (
     "nominal_return",
@@ -48,7 +56,7 @@ def run_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
 
     config = cell["config"]
     overrides = [f"seed={cell['seed']}", *config["overrides"]]
-    run_dir, summary = run_recipe(config["recipe"], overrides, out=config["runs"])
+    run_dir, summary = run_recipe(config["recipe"], overrides, out=cell["runs"])
     return {**{k: v for k, v in summary.items() if isinstance(v, (int, float, str))}, "run_dir": str(run_dir)}
 
 
@@ -103,7 +111,8 @@ def report(
         f"Command: `{command}`",
         "",
         (
-            f"{platform.machine()}, shared 2-core CPU, wall {wall_s / 60:.1f} min for the cells run in this "
+            f"{platform.machine()}, {os.cpu_count()} CPUs shared with other jobs, wall {wall_s / 60:.1f} min for "
+            "the cells run in this "
             "invocation. Mean +- std over seeds; every run evaluated after training "
             "(recipes in runs/recipes/; returns are undiscounted episode returns)."
         ),
@@ -153,11 +162,7 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    from aligngym.files import atomic_write_json, atomic_write_text
-    from aligngym.runs.sweep import run_sweep
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -167,22 +172,29 @@ def main(argv: list[str] | None = None) -> int:
         help="a recipe override for every method (repeatable), e.g. --set iterations=40",
     )
     parser.add_argument(
-        "--task", default="invertedpendulum", help="recipe suffix: invertedpendulum, hopper, ..."
+        "--task", default="invertedpendulum", help="recipe suffix: invertedpendulum, hopper, halfcheetah"
     )
     parser.add_argument("--methods", nargs="+", default=["qarl", "rarl", "sac"], choices=sorted(RECIPES))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument(
-        "--runs",
-        type=Path,
-        default=None,
-        help="run folders (default results/adversarial-robustness-TASK) and the sweep's results.jsonl (re-use it to resume)",
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    args.runs = args.runs or Path(f"results/adversarial-robustness-{args.task}")
-    logging.basicConfig(level=logging.WARNING)
-    sys.path.insert(0, str(Path(__file__).parent))  # spawned workers import this file as a module
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per method")
+    add_sweep_arguments(parser, workers=2)
+    add_output_arguments(parser, NAME, default=f"{DEFAULT_ROOT / NAME}/TASK")
+
+
+def run(args: argparse.Namespace) -> int:
+    from aligngym.files import atomic_write_json, atomic_write_text
+    from aligngym.runs.errors import UsageError
+    from aligngym.runs.recipes import builtin_recipes, load_recipe
+    from aligngym.runs.sweep import run_sweep
+
+    out = args.out if args.out is not None else DEFAULT_ROOT / NAME / args.task
+    recipes = {m: RECIPES[m].format(task=args.task) for m in args.methods}
+    missing = sorted(r for r in recipes.values() if r not in builtin_recipes())
+    if missing:
+        raise UsageError(
+            f"--task {args.task!r} has no built-in recipe {', '.join(missing)}; see `aligngym train --list`"
+        )
+    for recipe in recipes.values():  # a bad --set fails here, before any cell runs
+        load_recipe(recipe, args.overrides)
     cells = [
         {
             "domain": "control",
@@ -191,26 +203,20 @@ def main(argv: list[str] | None = None) -> int:
             "noise": None,
             "rate": None,
             "seed": seed,
-            "config": {
-                "recipe": RECIPES[method].format(task=args.task),
-                "overrides": args.overrides,
-                "runs": str(args.runs),
-            },
+            "config": {"recipe": recipes[method], "overrides": args.overrides},
+            "runs": str(out / "runs"),  # where the run folders go; not part of the cell's identity
         }
         for method in args.methods
         for seed in range(args.seeds)
     ]
     start = time.perf_counter()
-    rows = run_sweep(cells, "adversarial_robustness:run_cell", args.runs, workers=args.workers)
-    command = "python benchmarks/adversarial_robustness.py " + shlex.join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    text = report(rows, args.methods, args.task, command.strip(), args.out, time.perf_counter() - start)
-    atomic_write_text(args.out / f"adversarial_robustness_{args.task}.md", text)
-    atomic_write_json(args.out / f"adversarial_robustness_{args.task}.json", rows)
+    rows = run_sweep(cells, f"{__name__}:run_cell", out, **sweep_options(args))
+    text = report(rows, args.methods, args.task, command_line(args, NAME), out, time.perf_counter() - start)
+    stem = f"adversarial_robustness_{args.task}"
+    atomic_write_text(out / f"{stem}.md", text)
+    atomic_write_json(out / f"{stem}.json", rows)
     print(text)
+    heatmaps = [f"adversarial_heatmap_{args.task}_{m}.png" for m in args.methods]
+    for path in publish(out, [f"{stem}.md", f"{stem}.json", *heatmaps], args.publish):
+        print(f"published: {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

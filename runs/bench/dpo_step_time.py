@@ -5,11 +5,12 @@ the variants change (the optimizer step is the same for all). Every variant star
 weights and times the same collated batch. Each variant is measured right after the baseline (TRL's
 ``DPOTrainer`` with ``loss_type="sigmoid"``) in every round, the order rotating, so machine load hits
 both alike; the headline is the median over rounds of the paired ratios (min-max beside it) and the
-ratio of the best times (the least disturbed run).
+ratio of the best times (the least disturbed run). Ratios belong side by side in one process, so this
+benchmark runs directly, not through the sweep runner. Needs the ``llm`` extra.
 
-    nice -n 10 python benchmarks/dpo_step_time.py               # tiny model on CPU, writes results/
-    python benchmarks/dpo_step_time.py --device cuda --model /models/Qwen2.5-0.5B --dtype bfloat16 \
-        --batch-size 8 --repeat 8 --out /tmp/gpu                # >= 100M params in bf16 on a GPU
+    aligngym bench dpo-step-time --publish benchmarks/results     # tiny model on CPU, the committed table
+    aligngym bench dpo-step-time --device cuda --model /models/Qwen2.5-0.5B --dtype bfloat16 \
+        --batch-size 8 --repeat 8                                  # >= 100M params in bf16 on a GPU
 """
 
 from __future__ import annotations
@@ -18,29 +19,24 @@ import argparse
 import copy
 import os
 import platform
-import shlex
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
+from typing import Any
 
-import torch
-from datasets import Dataset
-from trl import DPOConfig, DPOTrainer
-
-from aligngym.alignment.dpo import RobustDPOConfig, RobustDPOTrainer
-from aligngym.alignment.models import ModelSpec, load_causal_lm, load_tokenizer
-from aligngym.envs.text.generation import get_task
 from aligngym.files import atomic_write_json, atomic_write_text
+from aligngym.runs.bench.options import add_output_arguments, command_line, out_dir, publish
+from aligngym.runs.errors import UsageError
 
+NAME = "dpo-step-time"
+DESCRIPTION = "DPO step time of each loss variant as a ratio to TRL's stock sigmoid DPO (paired, one process)"
 VARIANTS: dict[str, dict] = {
     "TRL sigmoid (stock DPOTrainer)": {},
     "sigmoid via RobustDPOTrainer": {"loss_type": "sigmoid"},
     "TRL robust (rDPO)": {"loss_type": "robust", "label_smoothing": 0.2},
     "TRL ipo": {"loss_type": "ipo"},
     "bt (rewards.losses)": {"loss_type": "bt"},
-    "r3m": {"loss_type": "r3m", "r3m_lambda": 0.5},
+    "r3m": {"loss_type": "r3m", "loss_params": {"lam": 0.5}},
     "adaptive": {"loss_type": "adaptive"},
     "adaptive_quadratic": {"loss_type": "adaptive_quadratic"},
 }
@@ -50,6 +46,8 @@ TARGET = 1.05
 
 def preference_rows(n: int, repeat: int, seed: int = 0) -> list[dict[str, str]]:
     """n sentiment pairs; ``repeat`` demonstrations per completion make longer sequences for real models."""
+    from aligngym.envs.text.generation import get_task
+
     corpus = get_task("sentiment").corpus(n * 2 * repeat, seed)
 
     def completion(i: int) -> str:
@@ -65,7 +63,14 @@ def preference_rows(n: int, repeat: int, seed: int = 0) -> list[dict[str, str]]:
     ]
 
 
-def build_trainers(args: argparse.Namespace, scratch: str) -> tuple[dict[str, DPOTrainer], dict, int]:
+def build_trainers(args: argparse.Namespace, scratch: str) -> tuple[dict[str, Any], dict, int]:
+    """One trainer per variant, each with its own copy of the same policy and reference weights."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from aligngym.alignment.dpo import RobustDPOConfig, RobustDPOTrainer
+    from aligngym.alignment.models import ModelSpec, load_causal_lm, load_tokenizer
+
     rows = preference_rows(args.batch_size, args.repeat)
     spec = ModelSpec(name_or_path=args.model, dtype=args.dtype)
     tokenizer = load_tokenizer(spec, corpus=[r["prompt"] + r["chosen"] for r in preference_rows(256, 1)])
@@ -85,7 +90,7 @@ def build_trainers(args: argparse.Namespace, scratch: str) -> tuple[dict[str, DP
         "beta": 0.1,
     }
     dataset = Dataset.from_list(rows)
-    trainers: dict[str, DPOTrainer] = {}
+    trainers: dict[str, Any] = {}
     for name, kwargs in VARIANTS.items():
         config_cls, trainer_cls = (
             (DPOConfig, DPOTrainer) if name == BASELINE else (RobustDPOConfig, RobustDPOTrainer)
@@ -105,8 +110,10 @@ def build_trainers(args: argparse.Namespace, scratch: str) -> tuple[dict[str, DP
     return trainers, batch, n_params
 
 
-def timed_steps(trainer: DPOTrainer, batch: dict, steps: int, cuda: bool) -> float:
+def timed_steps(trainer: Any, batch: dict, steps: int, cuda: bool) -> float:
     """Seconds per step (compute_loss + backward) over ``steps`` steps on the same batch."""
+    import torch
+
     model = trainer.model
     model.train()
     if cuda:
@@ -122,8 +129,7 @@ def timed_steps(trainer: DPOTrainer, batch: dict, steps: int, cuda: bool) -> flo
     return (time.perf_counter() - start) / steps
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="tiny", help="tiny (offline) or a local path / hub id")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -134,10 +140,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5, help="steps per measurement")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args(argv)
+    add_output_arguments(parser, NAME)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import trl  # noqa: F401
+    except ImportError:
+        raise UsageError("dpo-step-time needs the llm extra: pip install 'aligngym[llm]'") from None
+    import torch
+
     if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda needs a CUDA GPU")
+        raise UsageError("--device cuda needs a CUDA GPU; valid here: --device cpu")
+    out = out_dir(args, NAME)
     torch.set_num_threads(args.threads)
     cuda = args.device == "cuda"
     load = os.getloadavg()
@@ -167,8 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     best_base = min(times[BASELINE])
     results = {
-        "command": "python "
-        + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": command_line(args, NAME),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {args.threads}",
         "load_average_at_start": [round(x, 2) for x in load],
         "device": torch.cuda.get_device_name() if cuda else "cpu",
@@ -194,9 +208,11 @@ def main(argv: list[str] | None = None) -> int:
             "peak_memory_gib": round(peak[name], 2) if name in peak else None,
         }
     stem = "dpo_step_time" if not cuda else "dpo_step_time_gpu"
-    atomic_write_json(args.out / f"{stem}.json", results)
-    atomic_write_text(args.out / f"{stem}.md", markdown(results))
+    atomic_write_json(out / f"{stem}.json", results)
+    atomic_write_text(out / f"{stem}.md", markdown(results))
     print(markdown(results))
+    for path in publish(out, (f"{stem}.md", f"{stem}.json"), args.publish):
+        print(f"published: {path}")
     return 0
 
 
@@ -225,7 +241,3 @@ def markdown(results: dict) -> str:
             f"{'' if baseline else f'<= {TARGET}'} | {met} | {peak} |"
         )
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

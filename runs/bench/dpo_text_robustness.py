@@ -3,13 +3,13 @@
 Tiny offline setup (``aligngym.alignment.text_pipeline``): a ~0.1M-parameter Llama SFT'd on the sentiment
 task, pairs of its samples scored by the task's TRUE reward, labelled by the teachers of
 ``aligngym.rewards.teachers``. Grid: methods x (mistake 0 / 0.2 / 0.4 flips, irrational p = 1/2) x seeds,
-run through the sweep runner (resumable ``results.jsonl``) and rendered by ``aligngym.runs.reports``
-(table, paired deltas to ``bt`` = stock sigmoid DPO, plot). Method names follow the control domain:
-``bt`` = TRL's sigmoid DPO, ``robust`` = TRL's rDPO (label_smoothing 0.2), ``r3m`` = R3M-DPO,
-``adaptive`` = Ada-DPO.
+run through the sweep runner (local pool or Ray; resumable ``OUT/dpo_text_robustness/results.jsonl``) and
+rendered by ``aligngym.runs.reports`` (table, paired deltas to ``bt`` = stock sigmoid DPO, plot). Method
+names follow the control domain: ``bt`` = TRL's sigmoid DPO, ``robust`` = TRL's rDPO (label_smoothing 0.2),
+``r3m`` = R3M-DPO, ``adaptive`` = Ada-DPO. Needs the ``llm`` extra.
 
-    nice -n 10 python benchmarks/dpo_text_robustness.py                 # 3 seeds, writes benchmarks/results/
-    python benchmarks/dpo_text_robustness.py --seeds 1 --methods bt r3m --out /tmp/quick
+    nice -n 10 aligngym bench dpo-text-robustness --workers 2 --seeds 1 2 3 4 5 --publish benchmarks/results
+    aligngym bench dpo-text-robustness --seeds 1 --methods bt r3m --out /tmp/quick
 """
 
 from __future__ import annotations
@@ -18,22 +18,26 @@ import argparse
 import dataclasses
 import os
 import platform
-import shlex
-import sys
 import time
-from pathlib import Path
 
-from aligngym.alignment.text_pipeline import TextCellBudget
-from aligngym.runs.reports import render_report
-from aligngym.runs.sweep import run_sweep
+from aligngym.runs.bench.options import (
+    add_output_arguments,
+    add_sweep_arguments,
+    command_line,
+    out_dir,
+    publish,
+    sweep_options,
+)
+from aligngym.runs.errors import UsageError
 
+NAME = "dpo-text-robustness"
+DESCRIPTION = "DPO, rDPO, R3M-DPO, Ada-DPO under corrupted text preferences: methods x noises x seeds (sweep)"
+STEM = "dpo_text_robustness"
 NOISE_SETTINGS = (("mistake", 0.0), ("mistake", 0.2), ("mistake", 0.4), ("irrational", 0.5))
 METHODS = ("bt", "robust", "r3m", "adaptive")
-RESULTS = Path(__file__).parent / "results"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds",
         type=int,
@@ -41,18 +45,31 @@ def main(argv: list[str] | None = None) -> int:
         default=[1, 2, 3],
         help="seeds (seed 0 was used to pilot the hyperparameters, so it is left out)",
     )
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument(
-        "--out", type=Path, default=RESULTS, help="folder for dpo_text_robustness.{md,csv,png}"
+        "--methods", nargs="+", default=list(METHODS), help="DPO variants (text_pipeline.METHODS names)"
     )
     parser.add_argument(
         "--cache-dir",
         default="results/cache/text-robustness",
         help="SFT models and pair pools per seed (shared by every cell of that seed)",
     )
-    parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args(argv)
+    add_sweep_arguments(parser, workers=1)
+    add_output_arguments(parser, NAME)
 
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from aligngym.alignment.text_pipeline import METHODS as TEXT_METHODS
+        from aligngym.alignment.text_pipeline import TextCellBudget
+    except ImportError as exc:
+        raise UsageError(f"{NAME} needs the llm extra ({exc}): pip install 'aligngym[llm]'") from None
+    unknown = [m for m in args.methods if m not in TEXT_METHODS]
+    if unknown:
+        raise UsageError(f"unknown method {unknown[0]!r}; valid methods: {', '.join(TEXT_METHODS)}")
+    from aligngym.runs.reports import render_report
+    from aligngym.runs.sweep import run_sweep
+
+    out = out_dir(args, NAME)
     # the whole budget goes into each cell (self-describing rows); seeds vary fastest, so that parallel
     # workers build different seeds' SFT models instead of waiting for the same one
     budget = dataclasses.asdict(TextCellBudget(cache_dir=args.cache_dir))
@@ -71,18 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds
     ]
     start, load = time.perf_counter(), os.getloadavg()
-    run_sweep(
-        cells,
-        "aligngym.alignment.text_pipeline:sweep_cell",
-        args.out / "dpo_text_robustness",
-        workers=args.workers,
-    )
-    command = "python " + " ".join(
-        shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]
-    )
+    run_sweep(cells, "aligngym.alignment.text_pipeline:sweep_cell", out / STEM, **sweep_options(args))
     header = (
         "# Text robustness: DPO variants under corrupted preference labels (tiny offline setup)\n\n"
-        f"Command: `{command}`\n\n"
+        f"Command: `{command_line(args, NAME)}`\n\n"
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads 1, load average at start "
         f"{' '.join(f'{x:.2f}' for x in load)}; this invocation ran {time.perf_counter() - start:.0f} s "
         "(cells finished by an earlier invocation are not re-run).\n\n"
@@ -93,12 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         "accuracy on held-out pairs with oracle labels; outlier P/R = R3M's flagged pairs vs the corrupted ones.\n\n"
         "Budget (TextCellBudget): " + ", ".join(f"{k}={v}" for k, v in budget.items() if k != "cache_dir")
     )
-    report = render_report(
-        args.out / "dpo_text_robustness", header=header, stem="dpo_text_robustness", target_dir=args.out
-    )
+    report = render_report(out / STEM, header=header, stem=STEM, target_dir=out, method_order=args.methods)
     print(report.markdown.read_text())
+    written = [p.name for p in (report.markdown, report.csv, report.png) if p is not None]
+    for path in publish(out, [*written, f"{STEM}/results.jsonl"], args.publish):
+        print(f"published: {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

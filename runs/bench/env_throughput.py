@@ -4,10 +4,11 @@ Random actions (pre-sampled, the same for every variant), one env, resets on epi
 are measured in pairs, each right after a run of its baseline (the raw env), so that load from other
 processes on a shared machine hits both alike; the order rotates every round. The headline ratio is
 the median over rounds of the paired ratios (min and max show the machine's noise); the ratio of the
-best rates (timeit's rule: the fastest run is the least disturbed) is given beside it.
+best rates (timeit's rule: the fastest run is the least disturbed) is given beside it. Ratios belong side
+by side in one process, so this benchmark runs directly, not through the sweep runner.
 
-    python benchmarks/env_throughput.py                       # Hopper and HalfCheetah, writes results/
-    python benchmarks/env_throughput.py --envs Hopper --steps 2000 --rounds 2 --out /tmp/quick
+    aligngym bench env-throughput --publish benchmarks/results     # Hopper and HalfCheetah, the committed table
+    aligngym bench env-throughput --envs Hopper --steps 2000 --rounds 2   # a quick look
 """
 
 from __future__ import annotations
@@ -15,22 +16,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import torch
-from stable_baselines3.common.vec_env import DummyVecEnv
 
-import aligngym  # noqa: F401  (registers the ids)
-from aligngym.envs.learned_reward import LearnedRewardVecEnv, LearnedRewardWrapper, batch_rewards
-from aligngym.envs.perturbations import ModelPerturbation
 from aligngym.files import atomic_write_json, atomic_write_text
+from aligngym.runs.bench.options import add_output_arguments, command_line, out_dir, publish
 
+NAME = "env-throughput"
+DESCRIPTION = "steps/s of each control wrapper as a ratio to the raw Gymnasium env (paired, one process)"
+FILES = ("env_throughput.md", "env_throughput.json")
 # The issue's targets; "close to 1.0" for the batched rollout is read as >= 0.9.
 TARGETS = {
     "protagonist view, no adversary": 0.95,
@@ -42,6 +39,8 @@ VEC_ENVS = 8
 
 def small_mlp_reward(obs_dim: int, act_dim: int, seed: int = 0) -> Callable[..., np.ndarray]:
     """A 2x64 tanh MLP on (obs, action, next_obs): the size of the reward nets in preference RL."""
+    import torch
+
     torch.manual_seed(seed)
     net = torch.nn.Sequential(
         torch.nn.Linear(2 * obs_dim + act_dim, 64),
@@ -83,6 +82,8 @@ def run_game(env: gym.Env, actions: np.ndarray, seed: int) -> float:
 
 def run_batched(env: gym.Env, actions: np.ndarray, seed: int, reward_fn: Callable[..., np.ndarray]) -> float:
     """Record the rollout as a rollout buffer would, then compute all learned rewards in one call."""
+    from aligngym.envs.learned_reward import batch_rewards
+
     n, obs_dim = len(actions), env.observation_space.shape[0]
     observations, next_observations = np.empty((n, obs_dim)), np.empty((n, obs_dim))
     obs, _ = env.reset(seed=seed)
@@ -108,6 +109,11 @@ def run_vec(venv, actions: np.ndarray, seed: int) -> float:
 
 
 def measure(task: str, steps: int, rounds: int, seed: int) -> list[dict]:
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from aligngym.envs.learned_reward import LearnedRewardVecEnv, LearnedRewardWrapper
+    from aligngym.envs.perturbations import ModelPerturbation
+
     raw = gym.make(f"{task}-v5")
     obs_dim, act_dim = raw.observation_space.shape[0], raw.action_space.shape[0]
     reward_fn = small_mlp_reward(obs_dim, act_dim, seed)
@@ -221,19 +227,21 @@ def to_markdown(rows: list[dict], command: str, meta: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--envs", nargs="+", default=["Hopper", "HalfCheetah"], help="Gymnasium MuJoCo task names"
     )
     parser.add_argument("--steps", type=int, default=2_000, help="steps per measurement")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--out", type=Path, default=Path(__file__).parent / "results", help="folder for the results"
-    )
-    args = parser.parse_args(argv)
+    add_output_arguments(parser, NAME)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
     torch.set_num_threads(1)
+    out = out_dir(args, NAME)
     meta = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -241,15 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
     }
     rows = [row for task in args.envs for row in measure(task, args.steps, args.rounds, args.seed)]
-    command = "python " + " ".join(
-        shlex.quote(a) for a in [os.path.relpath(__file__), *(argv or sys.argv[1:])]
-    )
+    command = command_line(args, NAME)
     markdown = to_markdown(rows, command, meta)
-    atomic_write_text(args.out / "env_throughput.md", markdown)
-    atomic_write_json(args.out / "env_throughput.json", {"command": command, **meta, "rows": rows})
+    atomic_write_text(out / "env_throughput.md", markdown)
+    atomic_write_json(out / "env_throughput.json", {"command": command, **meta, "rows": rows})
     print(markdown)
+    for path in publish(out, FILES, args.publish):
+        print(f"published: {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -4,11 +4,12 @@ Data: HalfCheetah-v5 segments (25 steps) from random and scripted policies, 2000
 by a 20%-mistake teacher, a 2x64 reward MLP, Adam, minibatches of 64 pairs (the papers' setting), one
 torch thread. Each loss is timed right after a Bradley-Terry run (paired, order rotating every round)
 so that load from other processes hits both alike; the headline is the median of the paired ratios of
-this process's CPU time (min and max beside it show the machine's noise; wall time is shown too). A second table times the loss call alone on a
-batch of 64 margins (the part that differs between losses).
+this process's CPU time (min and max beside it show the machine's noise; wall time is shown too). A second
+table times the loss call alone on a batch of 64 margins (the part that differs between losses). Timings
+belong side by side in one process, so this benchmark runs directly, not through the sweep runner.
 
-    python benchmarks/loss_overhead.py          # writes benchmarks/results/loss_overhead.{md,json}
-    python benchmarks/loss_overhead.py --rounds 2 --epochs 1 --out /tmp/quick
+    aligngym bench loss-overhead --rounds 10 --publish benchmarks/results   # the committed table
+    aligngym bench loss-overhead --rounds 2 --epochs 1                      # a quick look
 """
 
 from __future__ import annotations
@@ -16,23 +17,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from aligngym.files import atomic_write_json, atomic_write_text
-from aligngym.rewards.fitting import FitConfig, fit_reward
-from aligngym.rewards.losses import make_loss
-from aligngym.rewards.pairs import PairConfig, collect_segments, make_pair_split
-from aligngym.rewards.reward_nets import RewardNet
-from aligngym.rewards.teachers import make_teacher
+from aligngym.runs.bench.options import add_output_arguments, command_line, out_dir, publish
 
+NAME = "loss-overhead"
+DESCRIPTION = "preference loss time per epoch as a ratio to Bradley-Terry (paired, one process)"
+FILES = ("loss_overhead.md", "loss_overhead.json")
 TARGET = 1.10  # issue 4: R3M and adaptive cost at most 10% more time per epoch than Bradley-Terry
 # name -> (loss, params); the first two rows after BT are the issue's targets
 LOSSES: dict[str, tuple[str, dict]] = {
@@ -76,8 +72,12 @@ def time_epoch(split, loss: str, params: dict, epochs: int, seed: int) -> tuple[
     """(CPU seconds, wall seconds) per training epoch. CPU time of this process is what a loss costs; on a
     shared machine it is far less disturbed than wall time. It includes the fit's one final evaluation
     pass over the training pairs (the same for every loss), spread over the epochs."""
+    from aligngym.rewards.fitting import FitConfig, fit_reward
+    from aligngym.rewards.reward_nets import RewardNet
+
     net = RewardNet(obs_dim=17, act_dim=6, seed=seed)
-    config = FitConfig(loss=loss, loss_params=params, epochs=epochs, batch_size=64, patience=None, seed=seed)
+    spec = {"name": loss, "params": params}
+    config = FitConfig(loss=spec, epochs=epochs, batch_size=64, patience=None, seed=seed)
     start = time.process_time()
     result = fit_reward(net, split.train, None, config)
     return (time.process_time() - start) / epochs, result.seconds_per_epoch
@@ -85,6 +85,10 @@ def time_epoch(split, loss: str, params: dict, epochs: int, seed: int) -> tuple[
 
 def time_loss_call(loss: str, params: dict, repeats: int, seed: int) -> float:
     """CPU seconds per forward + backward of the loss alone on 64 margins."""
+    import torch
+
+    from aligngym.rewards.losses import make_loss
+
     loss_fn = make_loss(loss, **params)
     margins = torch.randn(64, generator=torch.Generator().manual_seed(seed)).mul_(3.0).requires_grad_(True)
     start = time.process_time()
@@ -103,8 +107,7 @@ def paired(names: list[str], rounds: int, run) -> dict[str, list[tuple[Any, Any]
     return times
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument(
         "--epochs", type=int, default=3, help="epochs per timed fit (time per epoch is their mean)"
@@ -112,9 +115,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--call-repeats", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args(argv)
+    add_output_arguments(parser, NAME)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from aligngym.rewards.pairs import PairConfig, collect_segments, make_pair_split
+    from aligngym.rewards.teachers import make_teacher
+
     torch.set_num_threads(1)
+    out = out_dir(args, NAME)
 
     segments = collect_segments(
         "HalfCheetah-v5", scripted_policies(args.seed), 300, segment_length=25, seed=args.seed
@@ -149,11 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                 "target": TARGET if name in TARGETED else None,
             }
         )
-    command = "python " + " ".join(
-        shlex.quote(a) for a in [os.path.relpath(__file__)] + (argv if argv is not None else sys.argv[1:])
-    )
     meta = {
-        "command": command,
+        "command": command_line(args, NAME),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "threads": 1,
@@ -168,9 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         "bt_wall_seconds_per_epoch": min(b[1] for pairs in epoch_times.values() for b, _ in pairs),
         "bt_seconds_per_loss_call": bt_call,
     }
-    atomic_write_json(args.out / "loss_overhead.json", {"meta": meta, "rows": rows})
-    atomic_write_text(args.out / "loss_overhead.md", render(meta, rows))
+    atomic_write_json(out / "loss_overhead.json", {"meta": meta, "rows": rows})
+    atomic_write_text(out / "loss_overhead.md", render(meta, rows))
     print(render(meta, rows))
+    for path in publish(out, FILES, args.publish):
+        print(f"published: {path}")
     return 0
 
 
@@ -215,7 +225,3 @@ def render(meta: dict, rows: list[dict]) -> str:
         )
     lines += ["", note, ""]
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,36 +13,42 @@ per second of CPU time of this process (``time.process_time``: what the method c
 jobs on a shared machine) and per second of wall time.
 Two ratios are reported: all env steps (both players learn, so each step costs one gradient step plus
 one extra forward pass for the frozen opponent) and protagonist env steps only (the honest floor is about
-0.5: half of the iteration trains the adversary).
+0.5: half of the iteration trains the adversary). Ratios belong side by side in one process, so this
+benchmark runs directly, not through the sweep runner.
 
-    python benchmarks/qarl_throughput.py                  # InvertedPendulum, writes benchmarks/results/adversarial_throughput_invertedpendulum.*
-    python benchmarks/qarl_throughput.py --task Hopper --steps 1000 --rounds 3
+    aligngym bench qarl-throughput --rounds 3 --publish benchmarks/results    # InvertedPendulum
+    aligngym bench qarl-throughput --task Hopper --net 128 --rounds 5 --publish benchmarks/results
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import platform
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-import torch
-
-from aligngym.agents.adversarial.evaluation import EvaluationConfig
-from aligngym.agents.adversarial.training import AdversarialTrainer, BaselineConfig, QARLConfig, RARLConfig
 from aligngym.files import atomic_write_json, atomic_write_text
+from aligngym.runs.bench.options import add_output_arguments, command_line, out_dir, publish
 
-RESULTS = Path(__file__).parent / "results"
+NAME = "qarl-throughput"
+DESCRIPTION = "env steps/s of one QARL and one RARL iteration vs plain SAC (interleaved, one process)"
 VARIANTS = ("sac", "rarl", "qarl")
 
 
-def build(variant: str, task: str, steps: int, net: int, seed: int, run_dir: Path) -> AdversarialTrainer:
+def build(variant: str, task: str, steps: int, net: int, seed: int, run_dir: Path) -> Any:
+    """The real runner (``AdversarialTrainer``) of one variant with the shared SAC settings."""
+    from aligngym.agents.adversarial.evaluation import EvaluationConfig
+    from aligngym.agents.adversarial.training import (
+        AdversarialTrainer,
+        BaselineConfig,
+        QARLConfig,
+        RARLConfig,
+    )
+
     common = {
         "env_id": f"aligngym/Adversarial{task}-v0",
         "max_episode_steps": 200,
@@ -59,6 +65,8 @@ def build(variant: str, task: str, steps: int, net: int, seed: int, run_dir: Pat
 
 
 def measure(task: str, steps: int, rounds: int, net: int) -> dict:
+    import torch
+
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         trainers = {v: build(v, task, steps, net, seed=0, run_dir=Path(tmp) / v) for v in VARIANTS}
@@ -109,6 +117,8 @@ def measure(task: str, steps: int, rounds: int, net: int) -> dict:
 
 
 def markdown(result: dict, command: str) -> str:
+    import torch
+
     lines = [
         "# QARL iteration throughput vs plain SAC",
         "",
@@ -141,24 +151,25 @@ def markdown(result: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def stem(task: str) -> str:
+    return f"adversarial_throughput_{task.lower()}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="InvertedPendulum")
     parser.add_argument("--steps", type=int, default=1000, help="env steps per player per iteration")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--net", type=int, default=64, help="hidden width of the 2-layer SAC MLPs")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    add_output_arguments(parser, NAME)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = out_dir(args, NAME)
     result = measure(args.task, args.steps, args.rounds, args.net)
-    command = "python benchmarks/qarl_throughput.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    text = markdown(result, command.strip())
-    stem = f"adversarial_throughput_{args.task.lower()}"
-    atomic_write_text(args.out / f"{stem}.md", text)
-    atomic_write_json(args.out / f"{stem}.json", result)
+    text = markdown(result, command_line(args, NAME))
+    atomic_write_text(out / f"{stem(args.task)}.md", text)
+    atomic_write_json(out / f"{stem(args.task)}.json", result)
     print(text)
+    for path in publish(out, (f"{stem(args.task)}.md", f"{stem(args.task)}.json"), args.publish):
+        print(f"published: {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

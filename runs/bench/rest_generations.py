@@ -1,10 +1,10 @@
 """ReST generations on CPU: dev/test success of generation 0, 1, 2, a demonstrations-only control and a
-distilled smaller student, for several seeds (one process per seed), from the ``rest-tiny`` recipe.
+distilled smaller student, for several seeds, from the ``rest-tiny`` recipe.
 
-    nice -n 10 python benchmarks/rest_generations.py --seeds 0 1 --workers 2
+Each seed is one cell of the sweep runner (local pool or Ray; ``OUT/results.jsonl``); its loop lives in
+``OUT/runs/seed_<s>``, and a re-run resumes finished cells and, inside a cell, finished stages.
 
-Writes benchmarks/results/rest_generations.{md,json}. Each seed's loop lives in
-``--work-root/seed_<s>``; rerunning resumes finished stages instead of redoing them.
+    nice -n 10 aligngym bench rest-generations --seeds 0 1 --workers 2 --publish benchmarks/results
 """
 
 from __future__ import annotations
@@ -13,14 +13,22 @@ import argparse
 import json
 import logging
 import os
-import shlex
-import sys
-import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+from aligngym.files import atomic_write_text
+from aligngym.runs.bench.options import (
+    add_output_arguments,
+    add_sweep_arguments,
+    command_line,
+    out_dir,
+    publish,
+    sweep_options,
+)
+
+NAME = "rest-generations"
+DESCRIPTION = "ReST generations 0-2, a demonstrations-only control and a distilled student, per seed (sweep)"
+FILES = ("rest_generations.md", "rest_generations.json")
 STAGES = (
     ("gen_00", "generation 0 (SFT on demonstrations)"),
     ("gen_01", "generation 1 (ReST)"),
@@ -28,6 +36,12 @@ STAGES = (
     ("control", "control: gen 0 + same SFT steps on demonstrations only"),
     ("distilled", "distilled student (smaller)"),
 )
+
+
+def run_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
+    """Sweep cell function: the whole ReST loop of one seed (resuming its finished stages)."""
+    config = cell["config"]
+    return run_seed(config["recipe"], config["overrides"], cell["seed"], cell["work_dir"], config["threads"])
 
 
 def run_seed(recipe: str, overrides: list[str], seed: int, work_dir: str, threads: int) -> dict:
@@ -39,7 +53,6 @@ def run_seed(recipe: str, overrides: list[str], seed: int, work_dir: str, thread
     from aligngym.runs.recipes import load_recipe
 
     config = load_recipe(recipe, [*overrides, "control=true"]).config
-    start = time.perf_counter()
     summary = RestLoop(config, seed, Path(work_dir)).run()
     history = json.loads((Path(work_dir) / "rest_summary.json").read_text())["history"]
     stats = {}
@@ -48,11 +61,9 @@ def run_seed(recipe: str, overrides: list[str], seed: int, work_dir: str, thread
         if path.exists():
             stats[f"gen_{g:02d}"] = json.loads(path.read_text())
     return {
-        "seed": seed,
         "summary": summary,
         "history": history,
         "data": stats,
-        "wall_s": time.perf_counter() - start,
     }
 
 
@@ -107,36 +118,46 @@ def write_report(results: list[dict], command: str, path_md: Path) -> None:
         + ", ".join(f"{r['wall_s']:.0f}" for r in results)
         + ".",
     ]
-    path_md.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path_md, "\n".join(lines) + "\n")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", default="rest-tiny")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--workers", type=int, default=2, help="seeds run in parallel processes")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    parser.add_argument("--work-root", type=Path, default=Path("results/rest_generations"))
-    parser.add_argument("--out", type=Path, default=RESULTS / "rest_generations.md")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per cell")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides")
-    args = parser.parse_args()
+    add_sweep_arguments(parser, workers=2)
+    add_output_arguments(parser, NAME)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aligngym.files import atomic_write_json
+    from aligngym.runs.recipes import load_recipe
+    from aligngym.runs.sweep import run_sweep
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    command = "nice -n 10 python benchmarks/rest_generations.py " + " ".join(
-        shlex.quote(a) for a in sys.argv[1:]
-    )
-    jobs = [
-        (args.recipe, args.overrides, s, str(args.work_root / f"seed_{s}"), args.threads) for s in args.seeds
+    load_recipe(args.recipe, [*args.overrides, "control=true"])  # bad input fails here, before any cell
+    out = out_dir(args, NAME)
+    cells = [
+        {
+            "domain": "text",
+            "env": "react-qa",
+            "method": "rest",
+            "noise": None,
+            "rate": None,
+            "seed": seed,
+            "config": {"recipe": args.recipe, "overrides": args.overrides, "threads": args.threads},
+            "work_dir": str(out / "runs" / f"seed_{seed}"),  # not part of the cell's identity
+        }
+        for seed in args.seeds
     ]
-    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
-        results = list(pool.map(run_seed, *zip(*jobs)))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(
-        json.dumps({"command": command, "results": results}, indent=2) + "\n"
-    )
-    write_report(results, command, args.out)
-    print(args.out.read_text())
+    rows = run_sweep(cells, f"{__name__}:run_cell", out, **sweep_options(args))
+    keys = ("seed", "summary", "history", "data", "wall_s")
+    results = [{k: r[k] for k in keys} for r in rows]
+    command = command_line(args, NAME)
+    atomic_write_json(out / "rest_generations.json", {"command": command, "results": results})
+    write_report(results, command, out / "rest_generations.md")
+    print((out / "rest_generations.md").read_text())
+    for path in publish(out, FILES, args.publish):
+        print(f"published: {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

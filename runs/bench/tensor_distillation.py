@@ -2,51 +2,65 @@
 
 The MLP's mean action and value are evaluated on the tensor policy's grid, decomposed with
 tensorly.decomposition.parafac at each rank, loaded into a TensorActorCriticPolicy (the MLP's log-std is
-copied too) and evaluated deterministically next to the MLP on the same episodes.
+copied too) and evaluated deterministically next to the MLP on the same episodes. One model, one process.
 
-    python benchmarks/tensor_distillation.py results/tensor_vs_mlp/sb3__mlp-paper-pendulum__0__*/model.zip
+    aligngym bench tensor-distillation \
+        results/bench/tensor-vs-mlp/runs/sb3__mlp-paper-pendulum__2__<stamp>/model.zip --publish benchmarks/results
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+from typing import Any
 
-import torch
-from stable_baselines3 import PPO
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.evaluation import evaluate_policy
-
-from aligngym.agents.tensor.distillation import distill_policy, save_cp_tensor
-from aligngym.agents.tensor.policies import TensorActorCriticPolicy
 from aligngym.files import atomic_write_json, atomic_write_text
+from aligngym.runs.bench.options import add_output_arguments, command_line, out_dir, publish
+from aligngym.runs.errors import UsageError
 
-RESULTS = Path(__file__).parent / "results"
+NAME = "tensor-distillation"
+DESCRIPTION = "distil a trained MLP PPO policy into CP tensor policies: error per rank, return kept"
+FILES = ("tensor_distillation.md", "tensor_distillation.json")
 PENDULUM_GRID = {"bins": 10, "low": [-1, -1, -5], "high": [1, 1, 5]}
 
 
-def evaluate(model: PPO, env_id: str, episodes: int, seed: int) -> float:
+def evaluate(model: Any, env_id: str, episodes: int, seed: int) -> float:
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
     env = make_vec_env(env_id, n_envs=1, seed=seed)
     mean, _ = evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=True)
     return float(mean)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="a trained SB3 PPO model.zip on Pendulum-v1")
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 3, 5, 8, 12])
     parser.add_argument(
         "--save-rank", type=int, default=5, help="save this rank's actor CPTensor to --cp-out"
     )
     parser.add_argument(
-        "--cp-out", type=Path, default=Path("results/tensor_distillation/actor_cp.safetensors")
+        "--cp-out", type=Path, help="where to save that CPTensor (default OUT/actor_cp.safetensors)"
     )
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=10_000)
-    parser.add_argument("--out", type=Path, default=RESULTS / "tensor_distillation")
-    args = parser.parse_args(argv)
+    add_output_arguments(parser, NAME)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from stable_baselines3 import PPO
+
+    from aligngym.agents.tensor.distillation import distill_policy, save_cp_tensor
+    from aligngym.agents.tensor.policies import TensorActorCriticPolicy
+
+    if not args.model.is_file():
+        raise UsageError(
+            f"model {str(args.model)!r} does not exist (a trained SB3 PPO model.zip on Pendulum-v1)"
+        )
     torch.set_num_threads(1)
+    out = out_dir(args, NAME)
+    cp_out = args.cp_out or out / "actor_cp.safetensors"
     env_id = "Pendulum-v1"
     source = PPO.load(args.model, device="cpu")
     source_return = evaluate(source, env_id, args.episodes, args.seed)
@@ -75,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         target.policy.action_net.interpolate = target.policy.value_net.interpolate = True
         rows[-1]["return_interpolated"] = evaluate(target, env_id, args.episodes, args.seed)
         if rank == args.save_rank:
-            save_cp_tensor(args.cp_out, target.policy.action_net.to_cp_tensor())
-    command = "python " + " ".join(["benchmarks/tensor_distillation.py", *sys.argv[1:]])
+            save_cp_tensor(cp_out, target.policy.action_net.to_cp_tensor())
+    command = command_line(args, NAME)
     source_params = sum(p.numel() for p in source.policy.parameters())
     lines = [
         "# Distilling a trained MLP policy into CP tensor policies (Pendulum-v1, 10x10x10 grid)",
@@ -100,14 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows
     ]
     text = "\n".join(lines) + "\n"
-    atomic_write_text(args.out.with_suffix(".md"), text)
+    atomic_write_text(out / "tensor_distillation.md", text)
     atomic_write_json(
-        args.out.with_suffix(".json"),
+        out / "tensor_distillation.json",
         {"command": command, "source": str(args.model), "source_return": source_return, "rows": rows},
     )
     print(text)
+    for path in publish(out, FILES, args.publish):
+        print(f"published: {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,29 +3,30 @@
 All three are SB3 ActorCriticPolicy objects for Pendulum-v1 (tensor: 10x10x10 grid, rank 5; MLP: the
 paper's one tanh hidden layer of 64, and SB3's default 2x64). One step is what PPO does per minibatch:
 evaluate_actions (actor and critic forward), a loss, backward. Timings are interleaved in rounds so that a
-busy shared machine slows every model alike; the ratio tensor/MLP is the number to read.
+busy shared machine slows every model alike; the ratio tensor/MLP is the number to read. Ratios belong side
+by side in one process, so this benchmark runs directly, not through the sweep runner.
 
-    python benchmarks/tensor_throughput.py            # writes benchmarks/results/tensor_throughput.{md,json}
+    aligngym bench tensor-throughput --publish benchmarks/results    # the committed table
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import torch
-from stable_baselines3 import PPO
-
-from aligngym.agents.tensor.policies import TensorActorCriticPolicy
 from aligngym.files import atomic_write_json, atomic_write_text
+from aligngym.runs.bench.options import add_output_arguments, command_line, out_dir, publish
 
-RESULTS = Path(__file__).parent / "results"
+NAME = "tensor-throughput"
+DESCRIPTION = "forward+backward samples/s of the CP tensor policy vs MLP policies (interleaved, one process)"
+FILES = ("tensor_throughput.md", "tensor_throughput.json")
+TENSOR_POLICY = "TensorActorCriticPolicy"  # imported when the policies are built
 POLICIES = {
     "tensor (rank 5, 10^3 grid)": (
-        TensorActorCriticPolicy,
+        TENSOR_POLICY,
         {"rank": 5, "bins": 10, "low": [-1, -1, -5], "high": [1, 1, 5]},
     ),
     "MLP 1x64 tanh (paper)": ("MlpPolicy", {"net_arch": [64]}),
@@ -33,14 +34,21 @@ POLICIES = {
 }
 
 
-def build_policies() -> dict[str, torch.nn.Module]:
+def build_policies() -> dict[str, Any]:
+    from stable_baselines3 import PPO
+
+    from aligngym.agents.tensor.policies import TensorActorCriticPolicy
+
+    classes = {TENSOR_POLICY: TensorActorCriticPolicy}
     return {
-        name: PPO(policy, "Pendulum-v1", policy_kwargs=kwargs, seed=0, device="cpu").policy
+        name: PPO(
+            classes.get(policy, policy), "Pendulum-v1", policy_kwargs=kwargs, seed=0, device="cpu"
+        ).policy
         for name, (policy, kwargs) in POLICIES.items()
     }
 
 
-def step_seconds(policy: torch.nn.Module, obs: torch.Tensor, actions: torch.Tensor, steps: int) -> float:
+def step_seconds(policy: Any, obs: Any, actions: Any, steps: int) -> float:
     """Seconds per forward+backward step, averaged over ``steps``."""
     start = time.perf_counter()
     for _ in range(steps):
@@ -52,6 +60,8 @@ def step_seconds(policy: torch.nn.Module, obs: torch.Tensor, actions: torch.Tens
 
 
 def measure(batch_sizes: list[int], rounds: int, seconds_per_cell: float) -> list[dict]:
+    import torch
+
     policies = build_policies()
     generator = torch.Generator().manual_seed(0)
     rows = []
@@ -82,6 +92,8 @@ def measure(batch_sizes: list[int], rounds: int, seconds_per_cell: float) -> lis
 
 
 def write(rows: list[dict], command: str, out: Path) -> str:
+    import torch
+
     tensor_name = next(iter(POLICIES))
     lines = [
         "# Tensor vs MLP policy: forward+backward throughput",
@@ -111,22 +123,24 @@ def write(rows: list[dict], command: str, out: Path) -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 2048])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds-per-cell", type=float, default=0.3)
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)"
     )
-    parser.add_argument("--out", type=Path, default=RESULTS / "tensor_throughput")
-    args = parser.parse_args(argv)
+    add_output_arguments(parser, NAME)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    out = out_dir(args, NAME)
     rows = measure(args.batch_sizes, args.rounds, args.seconds_per_cell)
-    print(write(rows, "python " + " ".join(["benchmarks/tensor_throughput.py", *sys.argv[1:]]), args.out))
+    print(write(rows, command_line(args, NAME), out / "tensor_throughput"))
+    for path in publish(out, FILES, args.publish):
+        print(f"published: {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

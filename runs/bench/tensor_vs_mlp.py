@@ -1,29 +1,39 @@
 """Tensor (CP) policy vs MLP policies under the same PPO settings and budget, several seeds per cell.
 
-Each cell is one `aligngym train` recipe run (tensor-ppo-<env>, mlp-ppo-<env> with the paper's one tanh
-hidden layer, and mlp-ppo-<env> with policy_kwargs={} for SB3's default 2x64), run in a local process
-pool. Finished cells are recorded one per line in <runs>/cells.jsonl as they end, so a killed run resumes.
-Outputs: final deterministic evaluation return (median and IQR over seeds), parameter count (actor +
-critic + log-std), learning curves (SB3's rollout/ep_rew_mean, a moving average over the last 100
-training episodes) as a table, JSON and PNG.
+Each cell is one ``aligngym train`` recipe run (tensor-ppo-<env>, mlp-ppo-<env> with the paper's one tanh
+hidden layer, and mlp-ppo-<env> with policy_kwargs={} for SB3's default 2x64), run by the sweep runner
+(local process pool or Ray): every finished cell is one row of ``OUT/results.jsonl`` as it ends, so a killed
+run re-run with the same ``--out`` resumes; run folders go to ``OUT/runs/``. Outputs: final deterministic
+evaluation return (median and IQR over seeds), parameter count (actor + critic + log-std), learning curves
+(SB3's rollout/ep_rew_mean, a moving average over the last 100 training episodes) as a table, JSON and PNG.
 
-    nice -n 10 python benchmarks/tensor_vs_mlp.py --seeds 5 --workers 2
+    nice -n 10 aligngym bench tensor-vs-mlp --seeds 5 --workers 2 --publish benchmarks/results
+    aligngym bench tensor-vs-mlp --seeds 1 --envs Pendulum-v1 --timesteps 2048 --set n_envs=1   # a quick look
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
-import multiprocessing
-import sys
+import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+from aligngym.runs.bench.options import (
+    add_output_arguments,
+    add_sweep_arguments,
+    command_line,
+    out_dir,
+    publish,
+    sweep_options,
+)
+
+NAME = "tensor-vs-mlp"
+DESCRIPTION = "CP tensor policy vs MLP policies under the same PPO budget: policies x envs x seeds (sweep)"
+FILES = ("tensor_vs_mlp.md", "tensor_vs_mlp.json", "tensor_vs_mlp.png")
 ENVS = {"Pendulum-v1": "pendulum", "MountainCarContinuous-v0": "mountaincar"}
 # variant -> (recipe prefix, extra overrides)
 VARIANTS = {
@@ -33,68 +43,65 @@ VARIANTS = {
 }
 
 
-def run_cell(env_id: str, variant: str, seed: int, timesteps: int | None, out: str) -> dict:
-    """Train one (env, variant, seed) cell in this worker process; return its summary and curve."""
+def cells(
+    envs: list[str], variants: list[str], seeds: int, overrides: list[str], runs: Path
+) -> list[dict[str, Any]]:
+    """The sweep's grid: one cell per (env, seed, variant); the recipe and its overrides are its config."""
+    return [
+        {
+            "domain": "control",
+            "env": env_id,
+            "method": variant,
+            "noise": None,
+            "rate": None,
+            "seed": seed,
+            "config": {
+                "recipe": f"{VARIANTS[variant][0]}-{ENVS[env_id]}",
+                "overrides": [*VARIANTS[variant][1], f"name={variant}-{ENVS[env_id]}", *overrides],
+            },
+            "runs": str(runs),  # where the run folders go; not part of the cell's identity
+        }
+        for env_id in envs
+        for seed in range(seeds)
+        for variant in variants
+    ]
+
+
+def run_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
+    """Sweep cell function: train one (env, variant, seed) recipe; return its summary and learning curve."""
     import torch
 
     from aligngym.runs.training import run_recipe
 
     torch.set_num_threads(1)
-    prefix, overrides = VARIANTS[variant]
-    overrides = [*overrides, f"seed={seed}", f"name={variant}-{ENVS[env_id]}"]
-    if timesteps is not None:
-        overrides.append(f"total_timesteps={timesteps}")
-    run_dir, summary = run_recipe(f"{prefix}-{ENVS[env_id]}", overrides, out=out)
+    config = cell["config"]
+    run_dir, summary = run_recipe(
+        config["recipe"], [*config["overrides"], f"seed={cell['seed']}"], cell["runs"]
+    )
     curve = []
     with open(run_dir / "progress.csv", newline="") as handle:
         for row in csv.DictReader(handle):
             if row.get("rollout/ep_rew_mean"):
                 curve.append((int(row["time/total_timesteps"]), float(row["rollout/ep_rew_mean"])))
     return {
-        "env": env_id,
-        "variant": variant,
-        "seed": seed,
+        "mean_return": summary["mean_return"],
+        "std_return": summary["std_return"],
+        "timesteps": summary["timesteps"],
+        "parameters": summary["parameters"],
+        "train_wall_s": summary["wall_s"],
         "run_dir": str(run_dir),
         "curve": curve,
-        **summary,
     }
 
 
-def load_cells(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def run_all(seeds: int, workers: int, timesteps: int | None, runs: Path) -> list[dict]:
-    runs.mkdir(parents=True, exist_ok=True)
-    cells_path = runs / "cells.jsonl"
-    cells = load_cells(cells_path)
-    done = {(c["env"], c["variant"], c["seed"]) for c in cells}
-    todo = [
-        (env_id, variant, seed)
-        for env_id in ENVS
-        for seed in range(seeds)
-        for variant in VARIANTS
-        if (env_id, variant, seed) not in done
+def cell_results(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sweep's rows as the per-cell records of the report (``variant``, training ``wall_s``)."""
+    keys = ("mean_return", "std_return", "timesteps", "parameters", "run_dir", "curve")
+    return [
+        {"env": r["env"], "variant": r["method"], "seed": r["seed"], "wall_s": r["train_wall_s"]}
+        | {k: r[k] for k in keys}
+        for r in rows
     ]
-    context = multiprocessing.get_context("spawn")
-    with (
-        ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool,
-        open(cells_path, "a") as record,
-    ):
-        futures = [pool.submit(run_cell, *cell, timesteps, str(runs)) for cell in todo]
-        for count, future in enumerate(as_completed(futures), 1):
-            cell = future.result()
-            record.write(json.dumps(cell) + "\n")
-            record.flush()
-            cells.append(cell)
-            print(
-                f"[{count}/{len(todo)}] {cell['env']} {cell['variant']} seed {cell['seed']}: "
-                f"return {cell['mean_return']:.1f} in {cell['wall_s']:.0f} s",
-                flush=True,
-            )
-    return cells
 
 
 def summarise(cells: list[dict]) -> list[dict]:
@@ -131,8 +138,9 @@ def plot(cells: list[dict], path: Path) -> None:
 
     from aligngym.files import atomic_save
 
-    fig, axes = plt.subplots(1, len(ENVS), figsize=(6 * len(ENVS), 4))
-    for ax, env_id in zip(np.atleast_1d(axes), ENVS):
+    envs = [env_id for env_id in ENVS if any(c["env"] == env_id for c in cells)]
+    fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4))
+    for ax, env_id in zip(np.atleast_1d(axes), envs):
         for variant in VARIANTS:
             curves = [
                 c["curve"] for c in cells if c["env"] == env_id and c["variant"] == variant and c["curve"]
@@ -156,7 +164,7 @@ def plot(cells: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write(rows: list[dict], cells: list[dict], command: str, out: Path, wall_s: float) -> str:
+def write(rows: list[dict], cells: list[dict], command: str, out: Path, wall_s: float, load: str) -> str:
     from aligngym.files import atomic_write_json, atomic_write_text
 
     lines = [
@@ -166,9 +174,10 @@ def write(rows: list[dict], cells: list[dict], command: str, out: Path, wall_s: 
         "",
         (
             "Same PPO hyperparameters and budget per environment (the recipes tensor-ppo-*, mlp-ppo-*); "
-            "final return = mean of a deterministic evaluation (10 episodes Pendulum, 5 MountainCar) after "
+            "final return = mean of a deterministic evaluation (the recipes' eval_episodes: 10 Pendulum, 5 MountainCar) after "
             "training; median and inter-quartile range over seeds. Parameters = actor + critic + log-std. "
-            f"Wall time of the whole benchmark: {wall_s / 60:.1f} min (2 shared CPU cores, other jobs running)."
+            f"Wall time of this invocation: {wall_s / 60:.1f} min (cells finished by an earlier invocation are "
+            f"not re-run; load average at start {load}). Median wall s = training time of one cell."
         ),
         "",
         "| env | policy | parameters | steps | seeds | median return | IQR | per-seed returns | median wall s |",
@@ -192,23 +201,41 @@ def write(rows: list[dict], cells: list[dict], command: str, out: Path, wall_s: 
     return text
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=2)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per (env, policy)")
+    parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--timesteps", type=int, default=None, help="override every recipe's total_timesteps")
     parser.add_argument(
-        "--runs", type=Path, default=Path("results/tensor_vs_mlp"), help="run folders + cells.jsonl"
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a recipe override for every cell (repeatable), e.g. --set n_envs=1",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS / "tensor_vs_mlp")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    cells = run_all(args.seeds, args.workers, args.timesteps, args.runs)
-    cells = [c for c in cells if c["seed"] < args.seeds]
-    command = "nice -n 10 python " + " ".join(["benchmarks/tensor_vs_mlp.py", *sys.argv[1:]])
-    print(write(summarise(cells), cells, command, args.out, time.perf_counter() - start))
+    add_sweep_arguments(parser, workers=2)
+    add_output_arguments(parser, NAME)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aligngym.runs.sweep import run_sweep
+
+    out = out_dir(args, NAME)
+    overrides = [*([f"total_timesteps={args.timesteps}"] if args.timesteps else []), *args.overrides]
+    grid = cells(args.envs, args.variants, args.seeds, overrides, out / "runs")
+    start, load = time.perf_counter(), " ".join(f"{x:.2f}" for x in os.getloadavg())
+    rows = run_sweep(grid, f"{__name__}:run_cell", out, **sweep_options(args))
+    results = cell_results(rows)
+    text = write(
+        summarise(results),
+        results,
+        command_line(args, NAME),
+        out / "tensor_vs_mlp",
+        time.perf_counter() - start,
+        load,
+    )
+    print(text)
+    for path in publish(out, FILES, args.publish):
+        print(f"published: {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
