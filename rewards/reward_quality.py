@@ -263,3 +263,59 @@ def preference_quality(
         "gap_curve": learned_means,
         "gap_curve_true": true_means,
     }
+
+
+@dataclass(frozen=True)
+class PolicyRollouts:
+    """Whole episodes of a fixed set of policies: per policy, per-episode observations, actions, true rewards."""
+
+    names: tuple[str, ...]
+    episodes: tuple[tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...], ...]
+
+    def true_returns(self) -> np.ndarray:
+        """Mean true episode return per policy, shape [policies]."""
+        return np.array([np.mean([rew.sum() for _, _, rew in eps]) for eps in self.episodes])
+
+    def learned_returns(self, reward_fn: RewardFn) -> np.ndarray:
+        """Mean episode return per policy under ``reward_fn`` (one batched call per episode)."""
+        return np.array(
+            [np.mean([np.sum(reward_fn(obs, act, obs)) for obs, act, _ in eps]) for eps in self.episodes]
+        )
+
+
+def collect_policy_rollouts(
+    env_id: str, policies: dict[str, Callable[[np.ndarray], np.ndarray]], episodes: int = 2, seed: int = 0
+) -> PolicyRollouts:
+    """Roll out each policy for ``episodes`` whole episodes (the env's own time limit), seeded."""
+    import gymnasium as gym
+    from gymnasium import spaces
+
+    env = gym.make(env_id)
+    rng = np.random.default_rng([seed, 23])
+    env.action_space.seed(seed)
+    out = []
+    try:
+        for act in policies.values():
+            per_policy = []
+            for _ in range(episodes):
+                obs, _ = env.reset(seed=int(rng.integers(2**31)))
+                observations, actions, rewards = [], [], []
+                done = False
+                while not done:
+                    action = act(obs)
+                    observations.append(spaces.flatten(env.observation_space, obs))
+                    actions.append(spaces.flatten(env.action_space, action))
+                    obs, reward, terminated, truncated, _ = env.step(action)
+                    rewards.append(float(reward))
+                    done = terminated or truncated
+                per_policy.append(
+                    (
+                        np.asarray(observations, np.float32),
+                        np.asarray(actions, np.float32),
+                        np.asarray(rewards, np.float64),
+                    )
+                )
+            out.append(tuple(per_policy))
+    finally:
+        env.close()
+    return PolicyRollouts(tuple(policies), tuple(out))

@@ -186,3 +186,20 @@ def test_gap_curve_is_flat_for_constant_gaps_and_steep_for_a_convex_reward() -> 
     shallow = preference_quality(true, true, (true > 0).astype(float))
     assert steep["gap_ratio"] > shallow["gap_ratio"] > 1.0
     assert len(steep["gap_curve"]) == 5
+
+
+def test_policy_rollouts_rank_policies_perfectly_under_the_true_reward() -> None:
+    from aligngym.rewards.pairs import scripted_policy
+    from aligngym.rewards.reward_quality import collect_policy_rollouts
+
+    space = gym.make("HalfCheetah-v5").action_space
+    policies = {name: scripted_policy(name, space, seed=0) for name in ("zero", "random", "sine-fast")}
+    rollouts = collect_policy_rollouts("HalfCheetah-v5", policies, episodes=1, seed=0)
+    assert rollouts.names == ("zero", "random", "sine-fast")
+    assert [len(eps[0][2]) for eps in rollouts.episodes] == [1000, 1000, 1000]
+    true = rollouts.true_returns()
+    learned = rollouts.learned_returns(simulator_reward("HalfCheetah-v5"))
+    np.testing.assert_allclose(learned, true, rtol=1e-3, atol=0.5)
+    assert policy_ranking(learned, true) == pytest.approx(1.0)
+    reversed_order = rollouts.learned_returns(lambda o, a, n: -simulator_reward("HalfCheetah-v5")(o, a, n))
+    assert policy_ranking(reversed_order, true) == pytest.approx(-1.0)
