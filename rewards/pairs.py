@@ -2,8 +2,9 @@
 true per-step rewards, paired and labelled by a teacher, split honestly into train / validation / test.
 
 Honest split: the segments themselves are partitioned into disjoint pools before pairing, so no test
-(or validation) pair shares a segment with a training pair, and validation / test pairs always carry
-ORACLE labels whatever teacher labelled the training pairs.
+(or validation) pair shares a segment with a training pair. The teacher labels the training AND the
+validation pairs (a user selects models on the labels they have; ``oracle`` keeps the clean label of
+every pair, for an explicitly named oracle selection), test pairs always carry ORACLE labels.
 
 Segments never cross an episode boundary (a window that would is dropped). Termination can still
 leak reward information in variable-horizon envs (a falling Hopper has short episodes); imitation warns
@@ -316,7 +317,8 @@ class PairConfig:
 
 @dataclass
 class PairSplit:
-    """Disjoint-segment train / validation / test pairs; validation and test carry oracle labels."""
+    """Disjoint-segment train / validation / test pairs; train and validation carry the teacher's labels
+    (and ``oracle``), test the oracle's."""
 
     train: PreferencePairs
     val: PreferencePairs | None
@@ -324,7 +326,8 @@ class PairSplit:
 
 
 def make_pair_split(segments: SegmentSet, config: PairConfig, teacher: Teacher, seed: int = 0) -> PairSplit:
-    """Split the segments into pools, pair within each pool; ``teacher`` labels train, the oracle the rest."""
+    """Split the segments into pools, pair within each pool; ``teacher`` labels train and validation pairs,
+    the oracle the test pairs."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(segments))
     n_val = round(config.val_fraction * len(segments)) if config.n_val else 0
@@ -334,7 +337,7 @@ def make_pair_split(segments: SegmentSet, config: PairConfig, teacher: Teacher, 
     result: dict[str, PreferencePairs | None] = {}
     for split, n_pairs, who in (
         ("train", config.n_train, teacher),
-        ("val", config.n_val, oracle),
+        ("val", config.n_val, teacher),
         ("test", config.n_test, oracle),
     ):
         pool = pools[split]

@@ -79,7 +79,7 @@ def _synthetic(n: int = 300, seed: int = 0) -> SegmentSet:
     return SegmentSet(obs, np.zeros((n, 5, 0), np.float32), obs[..., 0].astype(np.float64), np.zeros(n, int))
 
 
-def test_split_is_honest_disjoint_and_test_labels_are_oracle() -> None:
+def test_split_is_honest_disjoint_val_labels_are_the_teachers_and_test_labels_are_oracle() -> None:
     segments = _synthetic()
     config = PairConfig(n_train=400, n_val=100, n_test=150, val_fraction=0.2, test_fraction=0.3)
     split = make_pair_split(segments, config, make_teacher("mistake", 0.3), seed=1)
@@ -88,9 +88,12 @@ def test_split_is_honest_disjoint_and_test_labels_are_oracle() -> None:
     assert len(val) <= 60 and len(test) <= 90
     assert (len(split.train), len(split.val), len(split.test)) == (400, 100, 150)
     assert 0.2 < split.train.corrupted.mean() < 0.4
-    for held_out in (split.val, split.test):
-        np.testing.assert_array_equal(held_out.labels, held_out.oracle)
-        assert not held_out.corrupted.any()
+    np.testing.assert_array_equal(split.test.labels, split.test.oracle)
+    assert not split.test.corrupted.any()
+    # validation pairs: the teacher's (noisy) labels, with the clean ones kept beside them
+    assert 0.15 < split.val.corrupted.mean() < 0.45
+    np.testing.assert_array_equal(split.val.corrupted, split.val.labels != split.val.oracle)
+    np.testing.assert_array_equal(split.val.oracle, np.where(split.val.true_gap > 0, 1.0, 0.0))
     # labels agree with the true gap of the pair
     np.testing.assert_array_equal(split.test.oracle, np.where(split.test.true_gap > 0, 1.0, 0.0))
 
