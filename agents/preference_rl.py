@@ -48,6 +48,7 @@ import aligngym  # noqa: F401  (registers aligngym/... ids)
 from aligngym.agents.sb3_algorithms import algorithm_class
 from aligngym.envs.learned_reward import LearnedRewardVecEnv, batch_rewards
 from aligngym.rewards.fitting import FitConfig, clean_accuracy, fit_reward
+from aligngym.rewards.losses import LossSpec
 from aligngym.rewards.pairs import (
     PreferencePairs,
     SegmentSet,
@@ -90,8 +91,8 @@ class PreferenceRLConfig:
     heldout_fraction: float = 0.2
     """Share of each round's segments kept for oracle-labelled held-out pairs (never trained on)."""
     heldout_pairs_per_round: int = 100
-    loss: str = "bt"
-    loss_params: dict[str, Any] = field(default_factory=dict)
+    loss: LossSpec | str = "bt"
+    """The reward net's loss and its parameters (a bare name or ``{name, params}`` is converted)."""
     reward_epochs: int = 10
     """Epochs over all pairs so far after each round (fixed: no early stopping on clean labels here)."""
     reward_batch_size: int = 64
@@ -123,7 +124,8 @@ class PreferenceRLConfig:
             )
         if not 0.0 < self.heldout_fraction < 1.0:
             raise ValueError(f"heldout_fraction={self.heldout_fraction} must lie in (0, 1)")
-        self.fit_config(0)  # an unknown loss or bad loss parameter fails here
+        self.loss = LossSpec.of(self.loss)  # an unknown loss or bad loss parameter fails here
+        self.fit_config(0)  # and so do bad reward-net training settings
 
     @property
     def rounds(self) -> int:
@@ -140,7 +142,6 @@ class PreferenceRLConfig:
     def fit_config(self, seed: int) -> FitConfig:
         return FitConfig(
             loss=self.loss,
-            loss_params=dict(self.loss_params),
             epochs=self.reward_epochs,
             batch_size=self.reward_batch_size,
             lr=self.reward_lr,

@@ -1,15 +1,23 @@
 """Robust DPO on TRL: R3M-DPO and Ada-DPO beside TRL's own sigmoid / robust (rDPO) / ipo losses, one config.
 
-``RobustDPOConfig.loss_type`` takes TRL's names (handled by TRL unchanged) or a margin loss of
-``aligngym.rewards.losses`` (``r3m``, ``adaptive``, ``adaptive_quadratic``, ``bt``, ``smoothing``). For
-the latter, ``RobustDPOTrainer.compute_loss`` (the public hook; TRL's private ``_compute_loss`` is not
-touched) computes the DPO margin ``beta * ((log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l)))``
-with TRL's fused LM head and reference helpers, and hands it to the loss. It logs what TRL logs for the
-rewards (``rewards/chosen|rejected|accuracies|margins``, ``logps/*``, ``entropy``) and what the method
-sees: ``loss/flagged_fraction`` (R3M) and ``loss/tau_mean|tau_at_min|tau_at_max`` (adaptive).
+``RobustDPOConfig.loss_type`` takes TRL's names (handled by TRL unchanged) or a loss of
+``aligngym.rewards.losses`` that TRL lacks (``r3m``, ``adaptive``, ``adaptive_quadratic``, ``bt``,
+``smoothing``, any newly registered one), with its parameters in ``loss_params`` (the loss's own names
+and defaults). For the latter, ``RobustDPOTrainer.compute_loss`` (the public hook; TRL's private
+``_compute_loss`` is not touched) computes the DPO margin
+``beta * ((log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l)))`` with TRL's fused LM head and
+reference helpers, hands it to the loss and weights it by ``loss_weights`` as TRL does. It logs what
+TRL logs (``rewards/chosen|rejected|accuracies|margins``, ``logps/*``, ``logits/chosen|rejected``,
+``mean_token_accuracy``, ``entropy``) and what the method sees: ``loss/flagged_fraction`` (R3M) and
+``loss/tau_mean|tau_at_min|tau_at_max`` (adaptive). TRL options this path does not implement
+(``ld_alpha``, ``f_divergence_type``, ``use_weighting``, ``label_smoothing``) are refused at construction.
+
+``dpo_loss_arguments(spec)`` turns a ``LossSpec`` into these fields (what the text cells and jobs use).
 
 Example:
-    >>> config = RobustDPOConfig(output_dir="out", loss_type="r3m", r3m_lambda=0.75, use_cpu=True, bf16=False)
+    >>> config = RobustDPOConfig(output_dir="out", loss_type="r3m", loss_params={"lam": 0.75}, use_cpu=True, bf16=False)
+    >>> config.loss_spec
+    LossSpec(name='r3m', params={'lam': 0.75})
     >>> RobustDPOConfig(output_dir="out", loss_type="r3n")
     Traceback (most recent call last):
     ...
@@ -19,13 +27,14 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from trl import DPOConfig, DPOTrainer
 
 from aligngym.alignment.loss_arguments import MarginLossArguments, diagnostic_scalars
-from aligngym.rewards.losses import LOSSES
+from aligngym.rewards.losses import LOSSES, LossSpec
 
 # TRL 1.16's DPO loss names (DPOTrainer checks them only at the first step; we check at construction).
 TRL_DPO_LOSSES = (
@@ -45,25 +54,53 @@ TRL_DPO_LOSSES = (
     "sft",
     "sigmoid_norm",
 )
-# Margin losses of rewards.losses that TRL lacks (TRL's "robust" keeps TRL's implementation).
-MARGIN_DPO_LOSSES = tuple(name for name in LOSSES if name not in TRL_DPO_LOSSES)
+# Registered losses that TRL's DPOTrainer implements itself: a LossSpec of these runs on TRL's code
+# (as the committed text benchmark did). name -> (TRL loss_type, the parameter that is label_smoothing).
+TRL_IMPLEMENTS: dict[str, tuple[str, str | None]] = {"bt": ("sigmoid", None), "robust": ("robust", "eps")}
 _NON_MODEL_KEYS = {"completion_mask", "ref_chosen_logps", "ref_rejected_logps"}
+
+
+def margin_dpo_losses() -> tuple[str, ...]:
+    """Registered losses that TRL lacks, run by ``RobustDPOTrainer`` (TRL's ``robust`` keeps TRL's code)."""
+    return tuple(name for name in LOSSES if name not in TRL_DPO_LOSSES)
+
+
+def dpo_loss_arguments(loss: LossSpec | str) -> dict[str, Any]:
+    """The ``RobustDPOConfig`` fields that train with ``loss``: a ``LossSpec`` or one of TRL's loss names."""
+    if isinstance(loss, str):
+        if loss in TRL_DPO_LOSSES:
+            return {"loss_type": loss}
+        if loss not in LOSSES:
+            valid = ", ".join(sorted({*LOSSES, *TRL_DPO_LOSSES}))
+            raise ValueError(f"unknown DPO loss {loss!r}; valid: {valid}")
+        loss = LossSpec(loss)
+    if loss.name in TRL_IMPLEMENTS:
+        trl_name, smoothing = TRL_IMPLEMENTS[loss.name]
+        fields: dict[str, Any] = {"loss_type": trl_name}
+        if smoothing is not None:
+            fields["label_smoothing"] = loss.resolved_params()[smoothing]
+        return fields
+    return {"loss_type": loss.name, "loss_params": dict(loss.params)}
 
 
 @dataclass
 class RobustDPOConfig(MarginLossArguments, DPOConfig):
-    """TRL's DPOConfig plus the margin-loss parameters, validated when the config is built.
+    """TRL's DPOConfig plus ``loss_params`` of a registered loss, validated when the config is built.
 
-    ``loss_type`` is one name (or TRL's list of names): TRL's, or one of ``MARGIN_DPO_LOSSES`` alone.
+    ``loss_type`` is one name (or TRL's list of names): TRL's, or one of ``margin_dpo_losses()`` alone.
+    ``loss_spec`` is the validated ``LossSpec`` (None for TRL's losses other than ``robust``).
     """
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        valid = TRL_DPO_LOSSES + MARGIN_DPO_LOSSES
+        margin_names = margin_dpo_losses()
+        valid = TRL_DPO_LOSSES + margin_names
         for name in self.loss_type:
             if name not in valid:
                 raise ValueError(f"unknown DPO loss_type {name!r}; valid: {', '.join(valid)}")
-        margin = [name for name in self.loss_type if name in MARGIN_DPO_LOSSES]
+        params = self._parsed_loss_params()
+        margin = [name for name in self.loss_type if name in margin_names]
+        self.loss_spec: LossSpec | None = None
         if margin:
             if len(self.loss_type) > 1:
                 raise ValueError(
@@ -73,26 +110,38 @@ class RobustDPOConfig(MarginLossArguments, DPOConfig):
                 "ld_alpha": self.ld_alpha is not None,
                 "f_divergence_type": self.f_divergence_type != "reverse_kl",
                 "use_weighting": self.use_weighting,
+                "label_smoothing": self.label_smoothing != 0.0,
             }
             for option, is_set in unsupported.items():
                 if is_set:
                     raise ValueError(
                         f"{option} is only supported with TRL's loss types, not with {margin[0]!r}"
+                        + (
+                            f" (its parameters go in loss_params: {LossSpec(margin[0]).resolved_params()})"
+                            if option == "label_smoothing"
+                            else ""
+                        )
                     )
-            self.build_margin_loss(
-                margin[0], eps=self.label_smoothing
-            )  # validates lambda, tau0 <= tau_max, ...
-        if "robust" in self.loss_type and not 0.0 <= self.label_smoothing < 0.5:
+            self.loss_spec = self.margin_loss_spec(margin[0])  # validates lambda, tau0 <= tau_max, ...
+        elif params:
             raise ValueError(
-                f"loss_type 'robust' needs label_smoothing in [0, 0.5), got {self.label_smoothing}"
+                f"loss_params {params} belong to the losses of aligngym.rewards.losses; TRL's "
+                f"{', '.join(self.loss_type)} takes TRL's own fields (beta, label_smoothing, ...)"
             )
+        if "robust" in self.loss_type:
+            if not 0.0 <= self.label_smoothing < 0.5:
+                raise ValueError(
+                    f"loss_type 'robust' needs label_smoothing in [0, 0.5), got {self.label_smoothing}"
+                )
+            if len(self.loss_type) == 1:
+                self.loss_spec = LossSpec("robust", {"eps": self.label_smoothing})
         if self.beta <= 0:
             raise ValueError(f"beta must be positive, got {self.beta}")
 
     @property
     def margin_loss_name(self) -> str | None:
-        """The rewards.losses name this config trains with, or None for TRL's own losses."""
-        return self.loss_type[0] if self.loss_type[0] in MARGIN_DPO_LOSSES else None
+        """The rewards.losses name that ``RobustDPOTrainer`` computes itself, or None for TRL's own losses."""
+        return self.loss_type[0] if self.loss_type[0] in margin_dpo_losses() else None
 
 
 class RobustDPOTrainer(DPOTrainer):
@@ -107,10 +156,8 @@ class RobustDPOTrainer(DPOTrainer):
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, RobustDPOConfig):
             raise TypeError(f"RobustDPOTrainer needs a RobustDPOConfig, got {type(self.args).__name__}")
-        name = self.args.margin_loss_name
-        self.margin_loss = (
-            None if name is None else self.args.build_margin_loss(name, eps=self.args.label_smoothing)
-        )
+        spec = self.args.loss_spec if self.args.margin_loss_name is not None else None
+        self.margin_loss = None if spec is None else spec.build()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.margin_loss is None:
@@ -122,7 +169,7 @@ class RobustDPOTrainer(DPOTrainer):
         rejected_logratios = rejected_logps - ref_rejected_logps
         margins = self.beta * (chosen_logratios - rejected_logratios)
         out = self.margin_loss(margins)
-        loss = out.loss
+        loss = out.loss * self.loss_weights[0]  # TRL's loss_weights (one loss here), as TRL applies them
         if self.aux_loss_enabled:
             loss = loss + self.router_aux_loss_coef * outputs.aux_loss
         self._log_margin_metrics(
@@ -189,6 +236,7 @@ class RobustDPOTrainer(DPOTrainer):
         if mode == "train":
             self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item() // self._tp_size
         metrics["num_tokens"] = [self._total_train_tokens]
+        self._log_token_metrics(metrics, outputs, mask)
         chosen_rewards = gather(self.beta * chosen_logratios.detach())
         rejected_rewards = gather(self.beta * rejected_logratios.detach())
         metrics["rewards/chosen"].append(chosen_rewards.mean().item())
@@ -199,3 +247,21 @@ class RobustDPOTrainer(DPOTrainer):
         metrics["logps/rejected"].append(gather(rejected_logps.detach()).mean().item())
         for key, value in diagnostic_scalars(out).items():
             metrics[f"loss/{key}"].append(gather(value.to(chosen_logps.device)).mean().item())
+
+    def _log_token_metrics(self, metrics, outputs, mask) -> None:
+        """TRL's ``logits/chosen|rejected`` (mean logit over completion tokens) and ``mean_token_accuracy``
+        (share of chosen-completion tokens that are the policy's top-1), computed as TRL 1.16 does."""
+        gather = self.accelerator.gather_for_metrics
+        chosen_mask, rejected_mask = mask.chunk(2, dim=0)
+        chosen_logits, rejected_logits = outputs.mean_logits[:, -mask.size(1) :].chunk(2, dim=0)
+        for key, logits, part in (
+            ("logits/chosen", chosen_logits, chosen_mask),
+            ("logits/rejected", rejected_logits, rejected_mask),
+        ):
+            total = gather(logits[part.bool()].detach().sum()).sum().item()
+            tokens = gather(part.sum()).sum().item()
+            metrics[key].append(total / tokens if tokens > 0 else 0.0)
+        chosen_top1, _ = outputs.is_top1[:, -mask.size(1) :].chunk(2, dim=0)
+        correct = gather((chosen_top1 & chosen_mask.bool()).sum()).sum()
+        tokens = gather(chosen_mask.sum()).sum()
+        metrics["mean_token_accuracy"].append((correct / tokens).item() if tokens > 0 else 0.0)

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from aligngym.alignment.dpo import dpo_loss_arguments
 from aligngym.alignment.models import load_reward_model, load_tokenizer, save_pretrained_atomic
 from aligngym.alignment.preference_data import label_pool
+from aligngym.alignment.reward_model import reward_loss_arguments
 from aligngym.alignment.text_pipeline import (
-    METHODS,
     SeedArtifacts,
     TextCellBudget,
     seed_artifacts,
@@ -29,7 +30,7 @@ from aligngym.alignment.text_pipeline import (
 )
 from aligngym.alignment.training import build_reward_trainer
 from aligngym.rewards.fitting import outlier_scores
-from aligngym.rewards.losses import LOSSES
+from aligngym.rewards.losses import LOSSES, LossSpec
 from aligngym.rewards.teachers import NOISE_KINDS
 
 
@@ -77,8 +78,9 @@ def run_sft(config: SFTJobConfig, seed: int, run_dir: Path) -> dict[str, Any]:
 class DPOJobConfig:
     """DPO (any loss) from an SFT model on teacher-labelled pairs of its own samples."""
 
-    method: str = "r3m"
-    """bt/dpo/sigmoid (TRL stock DPO), robust/rdpo (TRL rDPO), ipo, r3m, adaptive, adaptive_quadratic, smoothing."""
+    loss: LossSpec | str = "r3m"
+    """A loss of aligngym.rewards.losses with its parameters (``r3m`` or ``{name: r3m, params: {lam: 0.5}}``;
+    bt and robust run on TRL's sigmoid / rDPO code), or one of TRL's DPO loss names (sigmoid, ipo, ...)."""
     noise: str = "mistake"
     """A teacher of aligngym.rewards.teachers: oracle, mistake, irrational, stochastic, skip, equal."""
     rate: float = 0.2
@@ -88,8 +90,9 @@ class DPOJobConfig:
     budget: TextCellBudget = field(default_factory=TextCellBudget)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown DPO method {self.method!r}; valid: {', '.join(METHODS)}")
+        if not (isinstance(self.loss, str) and self.loss not in LOSSES):
+            self.loss = LossSpec.of(self.loss)
+        dpo_loss_arguments(self.loss)  # an unknown loss or a bad parameter fails here
         _validate_noise(self.noise, self.rate)
         _check_sft_run(self.sft_run)
 
@@ -101,7 +104,7 @@ def run_dpo(config: DPOJobConfig, seed: int, run_dir: Path) -> dict[str, Any]:
     results = train_and_evaluate(
         config.budget,
         artifacts,
-        config.method,
+        config.loss,
         kept,
         first_preferred,
         corrupted,
@@ -116,24 +119,18 @@ def run_dpo(config: DPOJobConfig, seed: int, run_dir: Path) -> dict[str, Any]:
 class RewardModelJobConfig:
     """A scalar reward model (initialised from the SFT model) on teacher-labelled pairs, any robust loss."""
 
-    loss_type: str = "r3m"
-    """A loss of aligngym.rewards.losses: bt, r3m, adaptive, adaptive_quadratic, smoothing, robust."""
+    loss: LossSpec | str = "r3m"
+    """A loss of aligngym.rewards.losses with its parameters (``r3m`` or ``{name: robust, params: {eps: 0.2}}``)."""
     noise: str = "mistake"
     rate: float = 0.2
     sft_run: str | None = None
     epochs: float = 3.0
     learning_rate: float = 1e-3
     batch_size: int = 32
-    r3m_lambda: float = 0.5
-    ada_tau0: float = 0.1
-    ada_tau_max: float = 1.0
-    ada_rho0: float = 0.1
-    label_smoothing: float = 0.2
     budget: TextCellBudget = field(default_factory=TextCellBudget)
 
     def __post_init__(self) -> None:
-        if self.loss_type not in LOSSES:
-            raise ValueError(f"unknown reward-model loss_type {self.loss_type!r}; valid: {', '.join(LOSSES)}")
+        self.loss = LossSpec.of(self.loss)  # an unknown loss or a bad parameter fails here
         _validate_noise(self.noise, self.rate)
         _check_sft_run(self.sft_run)
 
@@ -157,12 +154,7 @@ def run_reward_model(config: RewardModelJobConfig, seed: int, run_dir: Path) -> 
             scratch,
             seed,
             eval_rows=eval_rows,
-            loss_type=config.loss_type,
-            r3m_lambda=config.r3m_lambda,
-            ada_tau0=config.ada_tau0,
-            ada_tau_max=config.ada_tau_max,
-            ada_rho0=config.ada_rho0,
-            label_smoothing=config.label_smoothing,
+            **reward_loss_arguments(config.loss),
             num_train_epochs=config.epochs,
             learning_rate=config.learning_rate,
             per_device_train_batch_size=config.batch_size,

@@ -1,16 +1,19 @@
-"""Config fields of the margin losses of ``aligngym.rewards.losses``, shared by the DPO and reward-model trainers.
+"""The ``loss_params`` config field of the DPO and reward-model trainers, and the diagnostics they log.
 
-The formulas live in ``rewards/losses.py`` only; this module maps config fields to ``make_loss``
-parameters and turns a loss's diagnostics into the scalars a trainer logs.
+The losses, their parameter names and their defaults live in ``aligngym.rewards.losses`` only: a
+trainer config names a loss (``loss_type``) and gives any of its parameters in the loss's own names
+(``loss_params={"lam": 0.75}``); both become one validated ``LossSpec``. Nothing is re-declared here.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-from aligngym.rewards.losses import LossOutput, PreferenceLoss, make_loss
+from aligngym.rewards.losses import LossOutput, LossSpec
 
 # Diagnostics worth a curve: R3M's share of flagged pairs, adaptive scaling's temperatures.
 LOGGED_DIAGNOSTICS = ("flagged_fraction", "tau_mean", "tau_at_min", "tau_at_max")
@@ -18,56 +21,29 @@ LOGGED_DIAGNOSTICS = ("flagged_fraction", "tau_mean", "tau_at_min", "tau_at_max"
 
 @dataclass
 class MarginLossArguments:
-    """Parameters of the robust margin losses (used only by the loss that names them)."""
+    """The parameters of the ``aligngym.rewards.losses`` loss that the config's ``loss_type`` names."""
 
-    r3m_lambda: float = field(
-        default=0.75,
+    loss_params: dict[str, Any] | str | None = field(
+        default=None,
         metadata={
-            "help": "R3M's l1 weight lambda in (0, 1): pairs with margin below log(1/lambda - 1) are flagged as "
-            "outliers and their gradient is clipped at lambda. The R3M paper uses 0.65-0.85 for LLMs."
-        },
-    )
-    ada_tau0: float = field(
-        default=0.1, metadata={"help": "Adaptive scaling: lower bound tau0 > 0 of the per-pair temperature."}
-    )
-    ada_tau_max: float = field(
-        default=1.0,
-        metadata={"help": "Adaptive scaling: upper bound tau_max >= tau0 of the per-pair temperature."},
-    )
-    ada_rho0: float = field(
-        default=0.1,
-        metadata={
-            "help": "Adaptive scaling: KL-constraint weight rho0 > 0 (rho0 >= log 2 puts every tau at tau0)."
-        },
-    )
-    ada_newton_steps: int = field(
-        default=5,
-        metadata={"help": "Adaptive scaling: Newton steps per batch for the temperatures (newton solver)."},
-    )
-    ada_solver: str = field(
-        default="exact",
-        metadata={
-            "help": "Adaptive scaling: 'exact' per-pair minimiser or the official code's 'newton' iteration."
+            "help": "Parameters of the aligngym.rewards.losses loss named by loss_type, in the loss's own names "
+            'and with its defaults for the rest, e.g. {"lam": 0.75} for r3m or {"tau0": 0.1, "tau_max": 4.0} '
+            "for adaptive (a JSON string on the command line)."
         },
     )
 
-    def build_margin_loss(self, name: str, eps: float | None = None) -> PreferenceLoss:
-        """``make_loss(name, ...)`` with the fields that loss takes; raises ValueError on bad values."""
-        if name == "r3m":
-            return make_loss(name, lam=self.r3m_lambda)
-        if name in ("adaptive", "adaptive_quadratic"):
-            params = {
-                "tau0": self.ada_tau0,
-                "tau_max": self.ada_tau_max,
-                "rho0": self.ada_rho0,
-                "newton_steps": self.ada_newton_steps,
-            }
-            if name == "adaptive":
-                params["solver"] = self.ada_solver
-            return make_loss(name, **params)
-        if name in ("smoothing", "robust"):
-            return make_loss(name, eps=eps if eps is not None else 0.0)
-        return make_loss(name)
+    def _parsed_loss_params(self) -> dict[str, Any]:
+        """``loss_params`` as a dict (the command line passes JSON); stored back parsed."""
+        if isinstance(self.loss_params, str):
+            try:
+                self.loss_params = json.loads(self.loss_params)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"loss_params {self.loss_params!r} is not valid JSON: {exc}") from None
+        return dict(self.loss_params or {})
+
+    def margin_loss_spec(self, name: str) -> LossSpec:
+        """``LossSpec(name, loss_params)``; raises ValueError on an unknown or bad parameter."""
+        return LossSpec(name, self._parsed_loss_params())
 
 
 def diagnostic_scalars(out: LossOutput) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -99,18 +100,19 @@ def build_pair_pool(
 
 
 def label_pool(
-    pool: PairPool, noise: str, level: float | None, seed: int
+    pool: PairPool, noise: str, level: float | None, seed: int, **teacher_params: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Teacher labels of the pool: ``(kept, first_preferred, corrupted)``, boolean arrays of shape [n].
 
     ``noise`` / ``level`` name a teacher of ``aligngym.rewards.teachers`` (``mistake`` 0.2 flips 20% of
     the labels, ``irrational`` 0.5 flips the sqrt(64) clearest pairs of every 64, ``stochastic`` 1.0 is a
     Bradley-Terry teacher with beta = 1, ``oracle`` takes no level). DPO needs hard labels, so pairs the
-    teacher skips or labels "equal" (0.5) are dropped: ``kept`` says which.
+    teacher skips or labels "equal" (0.5) are dropped: ``kept`` says which. ``teacher_params``: further
+    Teacher fields (e.g. ``batch_size`` of the irrational teacher), as in the control domain.
     """
     if noise == "myopic":
         raise ValueError("the myopic teacher needs per-step rewards; a text response has one true reward")
-    teacher = make_teacher(noise, None if noise == "oracle" else level)
+    teacher = make_teacher(noise, None if noise == "oracle" else level, **teacher_params)
     out = teacher.label(
         np.asarray(pool.first_reward), np.asarray(pool.second_reward), np.random.default_rng([seed, 2])
     )

@@ -1,40 +1,52 @@
 """Robust reward models on TRL: RewardTrainer with the margin losses of ``aligngym.rewards.losses``.
 
 The margin of a pair is ``r(chosen) - r(rejected) - margin`` (the optional ``margin`` column, as in
-TRL). ``loss_type="bt"`` reproduces TRL's RewardTrainer loss exactly; ``r3m``, ``adaptive``,
-``adaptive_quadratic``, ``smoothing`` and ``robust`` make it robust to corrupted labels. Besides TRL's
-metrics it logs ``loss/flagged_fraction`` (R3M) and ``loss/tau_*`` (adaptive).
+TRL). ``loss_type`` names any loss of ``aligngym.rewards.losses`` and ``loss_params`` its parameters
+(the loss's own names and defaults, e.g. ``{"eps": 0.2}`` for ``robust``). ``loss_type="bt"``
+reproduces TRL's RewardTrainer loss exactly; ``r3m``, ``adaptive``, ``adaptive_quadratic``,
+``smoothing`` and ``robust`` make it robust to corrupted labels. Besides TRL's metrics it logs
+``loss/flagged_fraction`` (R3M) and ``loss/tau_*`` (adaptive).
+
+Example:
+    >>> config = RobustRewardConfig(output_dir="rm", loss_type="r3m", loss_params={"lam": 0.3}, use_cpu=True, bf16=False)
+    >>> config.loss_spec
+    LossSpec(name='r3m', params={'lam': 0.3})
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from trl import RewardConfig, RewardTrainer
 
 from aligngym.alignment.loss_arguments import MarginLossArguments, diagnostic_scalars
-from aligngym.rewards.losses import LOSSES
+from aligngym.rewards.losses import LOSSES, LossSpec
+
+
+def reward_loss_arguments(loss: LossSpec) -> dict[str, Any]:
+    """The ``RobustRewardConfig`` fields that train with ``loss``: ``loss_type`` and ``loss_params``."""
+    return {"loss_type": loss.name, "loss_params": dict(loss.params)}
 
 
 @dataclass
 class RobustRewardConfig(MarginLossArguments, RewardConfig):
-    """TRL's RewardConfig plus a loss name and its parameters, validated when the config is built."""
+    """TRL's RewardConfig plus a loss name and its parameters, validated when the config is built.
+
+    ``loss_spec`` is the validated ``LossSpec`` of ``loss_type`` and ``loss_params``.
+    """
 
     loss_type: str = field(
         default="bt",
         metadata={"help": f"Preference loss on reward margins; one of {', '.join(LOSSES)}."},
-    )
-    label_smoothing: float = field(
-        default=0.0,
-        metadata={"help": "Assumed flip rate eps in [0, 0.5) of the 'smoothing' and 'robust' losses."},
     )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.loss_type not in LOSSES:
             raise ValueError(f"unknown reward-model loss_type {self.loss_type!r}; valid: {', '.join(LOSSES)}")
-        self.build_margin_loss(self.loss_type, eps=self.label_smoothing)  # validates the parameters
+        self.loss_spec: LossSpec = self.margin_loss_spec(self.loss_type)  # validates the parameters
 
 
 class RobustRewardTrainer(RewardTrainer):
@@ -44,7 +56,7 @@ class RobustRewardTrainer(RewardTrainer):
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, RobustRewardConfig):
             raise TypeError(f"RobustRewardTrainer needs a RobustRewardConfig, got {type(self.args).__name__}")
-        self.margin_loss = self.args.build_margin_loss(self.args.loss_type, eps=self.args.label_smoothing)
+        self.margin_loss = self.args.loss_spec.build()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"

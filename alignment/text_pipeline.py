@@ -1,9 +1,11 @@
-"""The text domain of the robustness benchmark: one cell = (DPO method, noise model, rate, seed).
+"""The text domain of the robustness benchmark: one cell = (DPO loss, noise model, rate, seed).
 
 Pipeline per seed (cached on disk, shared by every method and noise of that seed): SFT a model on
 the task's demonstrations, sample completion pairs per prompt, score them with the task's TRUE
 reward. Per cell: label the training pairs with a teacher of ``aligngym.rewards.teachers`` (same noise
-models and corruption mask as the control domain), train the DPO variant, and evaluate:
+models, parameters and corruption mask as the control domain), train DPO with the cell's loss (a
+``LossSpec`` of ``aligngym.rewards.losses`` with its parameters, or one of TRL's own DPO losses such as
+``ipo``; see ``aligngym.alignment.dpo.dpo_loss_arguments``), and evaluate:
 
 - ``true_return``: mean true reward of the policy's samples on held-out prompts;
 - ``normalized_return``: ``(true_return - R_sft) / (R_oracle - R_sft)`` where ``R_sft`` is the SFT
@@ -39,6 +41,7 @@ import numpy as np
 import torch
 import transformers
 
+from aligngym.alignment.dpo import dpo_loss_arguments
 from aligngym.alignment.models import TINY, ModelSpec, load_causal_lm, load_tokenizer, save_pretrained_atomic
 from aligngym.alignment.preference_data import PairPool, build_pair_pool, label_pool
 from aligngym.alignment.sampling import sample_completions
@@ -46,22 +49,10 @@ from aligngym.alignment.training import ProgressFn, build_dpo_trainer, train_sft
 from aligngym.envs.text.generation import TextTask, get_task
 from aligngym.files import atomic_write_json
 from aligngym.rewards.fitting import outlier_scores
+from aligngym.rewards.losses import LossSpec
 
 log = logging.getLogger(__name__)
 
-# method name in the sweep -> RobustDPOConfig.loss_type (rdpo / smoothing take the assumed flip rate rdpo_eps)
-METHODS: dict[str, str] = {
-    "dpo": "sigmoid",  # TRL's stock DPO (Bradley-Terry on the DPO margin)
-    "bt": "sigmoid",
-    "sigmoid": "sigmoid",
-    "rdpo": "robust",  # TRL's robust DPO, label_smoothing = assumed flip rate
-    "robust": "robust",
-    "ipo": "ipo",
-    "r3m": "r3m",
-    "adaptive": "adaptive",
-    "adaptive_quadratic": "adaptive_quadratic",
-    "smoothing": "smoothing",
-}
 RESULT_KEYS = (
     "normalized_return",
     "true_return",
@@ -94,12 +85,6 @@ class TextCellBudget:
     dpo_learning_rate: float = 1e-3
     dpo_batch_size: int = 32
     beta: float = 0.1
-    r3m_lambda: float = 0.5
-    ada_tau0: float = 0.5
-    ada_tau_max: float = 2.0
-    ada_rho0: float = 0.05
-    rdpo_eps: float = 0.2
-    """Flip rate assumed by rdpo / smoothing (they do not know the true rate)."""
     threads: int = 1
     """torch CPU threads (1 is fastest for tiny models on a busy machine); ignored on GPU."""
     cache_dir: str = "results/cache/text-robustness"
@@ -259,7 +244,7 @@ def _policy_rewards(
 def train_and_evaluate(
     budget: TextCellBudget,
     artifacts: SeedArtifacts,
-    method: str,
+    loss: LossSpec | str,
     kept: np.ndarray,
     first_preferred: np.ndarray,
     corrupted: np.ndarray,
@@ -268,12 +253,12 @@ def train_and_evaluate(
     save_to: Path | None = None,
     quiet: bool = False,
 ) -> dict[str, float]:
-    """Train one DPO variant from the seed's SFT model on the kept, labelled pairs; evaluate (see module doc).
+    """Train DPO with ``loss`` from the seed's SFT model on the kept, labelled pairs; evaluate (see module doc).
 
-    ``save_to``: also save the trained policy and its tokenizer there.
+    ``loss``: a ``LossSpec`` or one of TRL's DPO loss names; ``save_to``: also save the trained policy
+    and its tokenizer there.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown text method {method!r}; valid: {', '.join(METHODS)}")
+    loss_fields = dpo_loss_arguments(loss)
     task = get_task(budget.task)
     sft = budget.spec(artifacts.sft_dir)
     tokenizer = load_tokenizer(sft)
@@ -289,13 +274,8 @@ def train_and_evaluate(
             eval_rows=artifacts.heldout_pool.rows(artifacts.heldout_pool.oracle_labels()),
             progress=progress,
             quiet=quiet,
-            loss_type=METHODS[method],
             beta=budget.beta,
-            label_smoothing=budget.rdpo_eps,
-            r3m_lambda=budget.r3m_lambda,
-            ada_tau0=budget.ada_tau0,
-            ada_tau_max=budget.ada_tau_max,
-            ada_rho0=budget.ada_rho0,
+            **loss_fields,
             num_train_epochs=budget.dpo_epochs,
             learning_rate=budget.dpo_learning_rate,
             per_device_train_batch_size=budget.dpo_batch_size,
@@ -335,32 +315,44 @@ def oracle_return(budget: TextCellBudget, artifacts: SeedArtifacts, seed: int) -
         if not path.exists():
             labels = artifacts.train_pool.oracle_labels()
             clean = np.zeros(len(labels), bool)
-            result = train_and_evaluate(budget, artifacts, "dpo", ~clean, labels, clean, seed, quiet=True)
+            result = train_and_evaluate(
+                budget, artifacts, LossSpec("bt"), ~clean, labels, clean, seed, quiet=True
+            )
             atomic_write_json(path, result)
     return float(json.loads(path.read_text())["true_return"])
 
 
 def run_text_cell(
-    method: str, noise: str, rate: float, seed: int, progress: ProgressFn | None = None, **budget: Any
+    loss: LossSpec | str | dict[str, Any],
+    noise: str,
+    rate: float,
+    seed: int,
+    progress: ProgressFn | None = None,
+    teacher_params: dict[str, Any] | None = None,
+    **budget: Any,
 ) -> dict[str, float]:
     """One cell of the text robustness benchmark; returns the control rows' keys plus text extras.
 
-    ``method``: a key of ``METHODS``; ``noise`` / ``rate``: a teacher of ``aligngym.rewards.teachers`` and
-    its level (``mistake`` 0.2: 20% flips; ``irrational`` 0.5; ``stochastic`` beta; ``oracle`` ignores it);
-    ``budget``: fields of ``TextCellBudget``. Same arguments, same numbers (on CPU).
+    ``loss``: a ``LossSpec`` (or ``{name, params}``) of ``aligngym.rewards.losses``, or one of TRL's DPO
+    loss names (``ipo``, ...); ``noise`` / ``rate`` / ``teacher_params``: a teacher of
+    ``aligngym.rewards.teachers``, its level and further fields (``mistake`` 0.2: 20% flips;
+    ``irrational`` 0.5; ``stochastic`` beta; ``oracle`` ignores the level); ``budget``: fields of
+    ``TextCellBudget``. Same arguments, same numbers (on CPU).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown text method {method!r}; valid: {', '.join(METHODS)}")
+    loss = loss if isinstance(loss, str) else LossSpec.of(loss)
+    dpo_loss_arguments(loss)  # a bad loss fails before any work
     config = TextCellBudget(**budget)
     if not torch.cuda.is_available():
         torch.set_num_threads(config.threads)
     datasets.disable_progress_bars()  # a sweep shows one bar per cell instead
     transformers.utils.logging.disable_progress_bar()
     artifacts = seed_artifacts(config, seed, quiet=True)
-    kept, first_preferred, corrupted = label_pool(artifacts.train_pool, noise, rate, seed)
+    kept, first_preferred, corrupted = label_pool(
+        artifacts.train_pool, noise, rate, seed, **(teacher_params or {})
+    )
     r_oracle = oracle_return(config, artifacts, seed)
     results = train_and_evaluate(
-        config, artifacts, method, kept, first_preferred, corrupted, seed, progress, quiet=True
+        config, artifacts, loss, kept, first_preferred, corrupted, seed, progress, quiet=True
     )
     gap = r_oracle - results["sft_return"]
     results["oracle_return"] = r_oracle
@@ -368,10 +360,3 @@ def run_text_cell(
         (results["true_return"] - results["sft_return"]) / gap if abs(gap) > 1e-9 else math.nan
     )
     return results
-
-
-def sweep_cell(cell: dict[str, Any], progress: ProgressFn | None = None) -> dict[str, float]:
-    """``run_text_cell`` for a sweep cell dict (``method, noise, rate, seed, config``) of ``aligngym.runs.sweep``."""
-    return run_text_cell(
-        cell["method"], cell["noise"], cell["rate"], cell["seed"], progress=progress, **cell.get("config", {})
-    )

@@ -7,12 +7,13 @@ detached margins, so every loss shares this loop. Early stopping watches CLEAN v
 because noisy labels overfit: held-out accuracy peaks after few epochs, then falls.
 
 Example:
+    >>> from aligngym.rewards.losses import LossSpec
     >>> from aligngym.rewards.pairs import PairConfig, collect_segments, make_pair_split
     >>> from aligngym.rewards.teachers import make_teacher
     >>> segments = collect_segments("Pendulum-v1", {"random": "random"}, 40, segment_length=10, seed=0)
     >>> split = make_pair_split(segments, PairConfig(n_train=64, n_val=16, n_test=16), make_teacher("oracle"))
     >>> net = RewardNet(obs_dim=3, act_dim=1, seed=0)
-    >>> config = FitConfig(loss="r3m", loss_params={"lam": 0.3}, epochs=2)
+    >>> config = FitConfig(loss=LossSpec("r3m", {"lam": 0.3}), epochs=2)
     >>> result = fit_reward(net, split.train, split.val, config, split.test)
     >>> sorted(result.test_metrics)[:3]
     ['accuracy', 'accuracy_hardest_quarter', 'n_pairs']
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from aligngym.rewards.losses import PreferenceLoss, make_loss
+from aligngym.rewards.losses import LossSpec, PreferenceLoss
 from aligngym.rewards.pairs import PairConfig, PreferencePairs
 from aligngym.rewards.reward_nets import RewardNet
 from aligngym.rewards.teachers import Teacher, make_teacher
@@ -45,15 +46,14 @@ logger = logging.getLogger(__name__)
 class FitConfig:
     """Reward fitting settings.
 
-    loss, loss_params: a name from ``aligngym.rewards.losses.LOSSES`` and its parameters.
+    loss: the loss and its parameters (a ``LossSpec``; a bare name or ``{name, params}`` is converted).
     epochs, batch_size, lr, weight_decay: Adam over shuffled minibatches of pairs.
     patience: stop after this many epochs without a better clean validation accuracy (None: never);
         the net returned is the best-validation one.
     seed: shuffling order.
     """
 
-    loss: str = "bt"
-    loss_params: dict[str, Any] = field(default_factory=dict)
+    loss: LossSpec | str = "bt"
     epochs: int = 30
     batch_size: int = 64
     lr: float = 1e-3
@@ -62,7 +62,7 @@ class FitConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.make_loss()  # unknown loss names and bad parameters fail here, at construction
+        object.__setattr__(self, "loss", LossSpec.of(self.loss))  # a bad loss fails here, at construction
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -73,9 +73,6 @@ class FitConfig:
             raise ValueError(f"FitConfig weight_decay={self.weight_decay!r} must be >= 0")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"FitConfig patience={self.patience!r} must be >= 1 or None")
-
-    def make_loss(self) -> PreferenceLoss:
-        return make_loss(self.loss, **self.loss_params)
 
 
 @dataclass
@@ -132,7 +129,7 @@ def fit_reward(
     test: PreferencePairs | None = None,
 ) -> FitResult:
     """Train ``net`` in place on ``train`` (teacher labels); early-stop on ``val`` (oracle labels)."""
-    loss_fn = config.make_loss()
+    loss_fn = config.loss.build()
     data = _PairTensors(train)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)

@@ -8,12 +8,30 @@ preference scaling (arXiv 2406.02764, per-pair temperature ``tau``); conservativ
 TRL's ``robust`` (rDPO) loss. Per-pair variables (``delta``, ``tau``) are solved on detached margins
 inside the call (the papers' alternating optimisation), so a caller just backpropagates ``out.loss``.
 
+``LossSpec(name, params)`` says which loss with which parameters. It is validated once, when built
+(unknown name, unknown / ill-typed / out-of-range parameter: one ``ValueError`` naming the valid
+choices), and every config that names a loss carries it unchanged: ``FitConfig``, the preference-based
+RL loop, the benchmark's methods, the DPO / reward-model configs and the text cells.
+
+Adding a loss takes one class: a frozen dataclass subclass of ``PreferenceLoss`` decorated with
+``@register_loss``, with a unique ``name``, its parameters as typed fields with defaults (the one place
+a parameter is named and defaulted), range checks in ``__post_init__`` and
+``_terms(margins) -> (per_pair_loss, per_pair_diagnostics)`` for "the first item is preferred"
+(soft labels are handled by the base class). A ``"delta"``-style outlier flag goes in the diagnostics
+as ``"flagged"`` / ``"flagged_fraction"`` (via ``_summaries``), so the trainers log it and the
+benchmarks score it. It then works in ``fit_reward``, both benchmark domains, ``RobustDPOTrainer`` and
+``RobustRewardTrainer``, and the tests parametrised over ``LOSSES`` cover it.
+
 Example:
     >>> import torch
-    >>> loss_fn = make_loss("r3m", lam=0.2)
-    >>> out = loss_fn(torch.tensor([2.0, -1.0]))
+    >>> spec = LossSpec("r3m", {"lam": 0.2})
+    >>> out = spec.build()(torch.tensor([2.0, -1.0]))
     >>> out.per_pair.shape, float(out.diagnostics["flagged_fraction"])
     (torch.Size([2]), 0.5)
+    >>> LossSpec("r3m", {"lamda": 0.2})
+    Traceback (most recent call last):
+    ...
+    ValueError: loss 'r3m' has no parameter(s) lamda; valid: lam
 """
 
 from __future__ import annotations
@@ -21,8 +39,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -168,7 +188,7 @@ def adaptive_quadratic_objective(margins: Tensor, tau: Tensor, rho0: float) -> T
 
 
 # ---------------------------------------------------------------------------------------------------
-# Loss objects
+# Loss objects and their registry
 
 
 @dataclass(frozen=True)
@@ -221,6 +241,20 @@ class PreferenceLoss:
         return y
 
 
+LOSSES: dict[str, type[PreferenceLoss]] = {}
+"""The registered losses by name (``@register_loss`` adds one)."""
+
+_L = TypeVar("_L", bound=type[PreferenceLoss])
+
+
+def register_loss(cls: _L) -> _L:
+    """Class decorator: add a ``PreferenceLoss`` subclass to ``LOSSES`` under its ``name``."""
+    if not cls.name or cls.name in LOSSES:
+        raise ValueError(f"loss class {cls.__name__} needs a unique, non-empty name; got {cls.name!r}")
+    LOSSES[cls.name] = cls
+    return cls
+
+
 def _check_range(loss: str, param: str, value: float, low: float, high: float, closed: str = "") -> None:
     """Raise one ValueError naming the parameter, its value and the valid range.
 
@@ -237,6 +271,7 @@ def _check_range(loss: str, param: str, value: float, low: float, high: float, c
         )
 
 
+@register_loss
 @dataclass(frozen=True)
 class BradleyTerryLoss(PreferenceLoss):
     """Bradley-Terry: ``-log sigmoid(m)`` (TRL's ``sigmoid`` DPO loss when m is the DPO margin)."""
@@ -247,6 +282,7 @@ class BradleyTerryLoss(PreferenceLoss):
         return -F.logsigmoid(margins), {}
 
 
+@register_loss
 @dataclass(frozen=True)
 class R3MLoss(PreferenceLoss):
     """R3M: ``-log sigmoid(m + delta) + lam |delta|`` with the closed-form ``delta`` on detached margins.
@@ -281,6 +317,7 @@ def _tau_summaries(tau: Tensor, tau0: float, tau_max: float) -> dict[str, Tensor
     }
 
 
+@register_loss
 @dataclass(frozen=True)
 class AdaptiveLoss(PreferenceLoss):
     """Adaptive preference scaling: ``-tau log(2 sigmoid(m/tau)) + rho0 tau``, tau in [tau0, tau_max].
@@ -319,6 +356,7 @@ class AdaptiveLoss(PreferenceLoss):
         return _tau_summaries(diag["tau"], self.tau0, self.tau_max)
 
 
+@register_loss
 @dataclass(frozen=True)
 class AdaptiveQuadraticLoss(PreferenceLoss):
     """Quadratic adaptive scaling: ``-tau log sigmoid(m/tau) + rho0 tau^2 - log(2) tau``, tau >= tau0.
@@ -347,6 +385,7 @@ class AdaptiveQuadraticLoss(PreferenceLoss):
         return _tau_summaries(diag["tau"], self.tau0, self.tau_max)
 
 
+@register_loss
 @dataclass(frozen=True)
 class LabelSmoothingLoss(PreferenceLoss):
     """Conservative Bradley-Terry: ``-(1 - eps) log sigmoid(m) - eps log sigmoid(-m)``."""
@@ -361,6 +400,7 @@ class LabelSmoothingLoss(PreferenceLoss):
         return -(1.0 - self.eps) * F.logsigmoid(margins) - self.eps * F.logsigmoid(-margins), {}
 
 
+@register_loss
 @dataclass(frozen=True)
 class RobustLoss(PreferenceLoss):
     """TRL's ``robust`` (rDPO) loss with assumed flip rate eps, unbiased under random label flips.
@@ -385,21 +425,8 @@ def _check_steps(loss: str, steps: int) -> None:
         raise ValueError(f"loss {loss!r}: newton_steps={steps!r} must be an integer >= 1")
 
 
-LOSSES: dict[str, type[PreferenceLoss]] = {
-    cls.name: cls
-    for cls in (
-        BradleyTerryLoss,
-        R3MLoss,
-        AdaptiveLoss,
-        AdaptiveQuadraticLoss,
-        LabelSmoothingLoss,
-        RobustLoss,
-    )
-}
-
-
 def loss_params(name: str) -> tuple[str, ...]:
-    """The parameter names that ``make_loss(name, ...)`` accepts."""
+    """The parameter names of the registered loss ``name``."""
     return tuple(f.name for f in dataclasses.fields(_loss_class(name)))
 
 
@@ -409,13 +436,76 @@ def _loss_class(name: str) -> type[PreferenceLoss]:
     return LOSSES[name]
 
 
-def make_loss(name: str, **params: float) -> PreferenceLoss:
-    """Build a registered loss; unknown names, unknown parameters or out-of-range values raise ValueError."""
-    cls = _loss_class(name)
-    valid = loss_params(name)
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
+def _checked_value(loss: str, param: str, value: Any, expected: Any) -> Any:
+    """``value`` if it has the field's type (an int passes as a float, a bool never as a number)."""
+    ok = {
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        bool: isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(expected, True)
+    if not ok:
         raise ValueError(
-            f"loss {name!r} has no parameter(s) {', '.join(unknown)}; valid: {', '.join(valid) or '(none)'}"
+            f"loss {loss!r}: {param}={value!r} has type {type(value).__name__}; expected {expected.__name__}"
         )
-    return cls(**params)
+    return float(value) if expected is float else value
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """Which registered loss, with which parameters (the loss class's own names; omitted ones take its defaults).
+
+    Validated when built, so a config holding one cannot fail later. ``params`` keeps only what was
+    given (ints of float parameters become floats); ``resolved_params()`` adds the defaults.
+    """
+
+    name: str = "bt"
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        cls = _loss_class(self.name)
+        if not isinstance(self.params, Mapping):
+            raise ValueError(f"loss {self.name!r}: params must be a mapping, got {self.params!r}")  # noqa: TRY004
+        valid = loss_params(self.name)
+        unknown = sorted(set(self.params) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"loss {self.name!r} has no parameter(s) {', '.join(map(str, unknown))}; "
+                f"valid: {', '.join(valid) or '(none)'}"
+            )
+        hints = typing.get_type_hints(cls)
+        params = {k: _checked_value(self.name, k, v, hints[k]) for k, v in self.params.items()}
+        object.__setattr__(self, "params", params)
+        cls(**params)  # range checks of the loss itself
+
+    @classmethod
+    def of(cls, value: LossSpec | str | Mapping[str, Any]) -> LossSpec:
+        """A LossSpec from itself, a bare loss name, or a mapping ``{name: ..., params: {...}}``."""
+        if isinstance(value, LossSpec):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        if isinstance(value, Mapping) and set(value) <= {"name", "params"} and "name" in value:
+            return cls(value["name"], value.get("params") or {})
+        raise ValueError(f"a loss is a name or {{name: ..., params: {{...}}}}, got {value!r}")
+
+    def build(self) -> PreferenceLoss:
+        """The loss object (a fresh, immutable instance)."""
+        return LOSSES[self.name](**self.params)
+
+    def resolved_params(self) -> dict[str, Any]:
+        """Every parameter of the loss, the given ones and the class defaults."""
+        built = self.build()
+        return {name: getattr(built, name) for name in loss_params(self.name)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "params": dict(self.params)}
+
+    def __str__(self) -> str:
+        inner = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.name}({inner})" if inner else self.name
+
+
+def make_loss(name: str, **params: Any) -> PreferenceLoss:
+    """``LossSpec(name, params).build()``: unknown names, unknown parameters or bad values raise ValueError."""
+    return LossSpec(name, params).build()

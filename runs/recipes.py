@@ -165,6 +165,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             try:
                 return coerce(value, arg, key)
             except UsageError as exc:
+                if isinstance(value, dict) and dataclasses.is_dataclass(arg):
+                    raise  # a mapping for this dataclass: its own error names the bad field or value
                 errors.append(exc)
         raise _type_error(key, value, tp)
     if origin is Literal:

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from aligngym.rewards.losses import LOSSES, LossSpec
 from aligngym.runs.errors import UsageError
 from aligngym.runs.recipes import build_dataclass, parse_override, set_dotted
 
@@ -53,15 +54,37 @@ RESULT_KEYS = (
 
 @dataclass
 class MethodSpec:
-    """A method of the grid: a row label and the loss (control) it uses with its parameters."""
+    """A method of the grid: a row label and the loss it trains with, in both domains.
+
+    ``loss`` is a ``LossSpec`` (a bare registered name or ``{name, params}`` is converted; empty = ``name``)
+    or, for the text domain only, one of TRL's own DPO loss names (``ipo``, ``hinge``, ...). YAML also
+    takes the short form ``{name: r3m, params: {lam: 0.2}}`` (``params`` of the loss named by ``loss``
+    or ``name``).
+    """
 
     name: str
-    loss: str = ""
-    """A name of ``aligngym.rewards.losses.LOSSES``; empty = ``name``. (Text cells map ``name`` themselves.)"""
-    params: dict[str, Any] = field(default_factory=dict)
+    loss: LossSpec | str = ""
 
     def __post_init__(self) -> None:
-        self.loss = self.loss or self.name
+        name = self.loss or self.name
+        if isinstance(name, str) and name not in LOSSES:
+            self.loss = name  # a TRL-only DPO loss, or a bad name: BenchRecipe checks it per domain
+        else:
+            self.loss = LossSpec.of(name)
+
+    @staticmethod
+    def from_yaml(raw: Any) -> Any:
+        """Fold the short form's ``params`` into ``loss: {name, params}`` (other values pass unchanged)."""
+        if not isinstance(raw, dict) or "params" not in raw:
+            return raw
+        raw = dict(raw)
+        params, loss = raw.pop("params"), raw.get("loss") or raw.get("name")
+        if not isinstance(loss, str):
+            raise UsageError(
+                f"method {raw.get('name')!r}: give params inside loss or beside a loss name, not both"
+            )
+        raw["loss"] = {"name": loss, "params": params}
+        return raw
 
 
 @dataclass
@@ -139,29 +162,64 @@ class BenchRecipe:
             raise ValueError("a bench recipe needs at least one method, one noise and one seed")
         if len({m.name for m in self.methods}) != len(self.methods):
             raise ValueError("method names must be unique")
+        for method in self.methods:
+            if isinstance(method.loss, str):
+                _check_trl_only_loss(method, self.domain)
         if self.domain == "control":
             if self.pairs is None and self.rl is None:
                 raise ValueError("a control recipe needs 'pairs', 'rl' or both")
-            from aligngym.rewards.losses import make_loss
-
-            for method in self.methods:
-                make_loss(method.loss, **method.params)  # unknown loss / parameter fails now
             if self.rl is not None:
                 for env in self.envs:
                     self.rl_config(env, self.methods[0])
+        else:
+            self._check_text_domain()
         from aligngym.rewards.teachers import make_teacher
 
         for noise in self.noises:
             for level in noise.levels:
                 make_teacher(noise.teacher, level, **noise.params)
 
+    def _check_text_domain(self) -> None:
+        """What a text worker would refuse, refused at load: the DPO form of each loss, the budget per task,
+        teachers that need per-step rewards."""
+        from aligngym.alignment.dpo import dpo_loss_arguments
+        from aligngym.alignment.text_pipeline import TextCellBudget
+
+        for method in self.methods:
+            dpo_loss_arguments(method.loss)
+        for task in self.text.tasks:
+            TextCellBudget(**{**self.text.budget, "task": task})
+        for noise in self.noises:
+            if noise.teacher == "myopic":
+                raise ValueError("noise 'myopic' needs per-step rewards; a text response has one true reward")
+
     def rl_config(self, env: str, method: MethodSpec) -> Any:
         """The ``PreferenceRLConfig`` of a cell (for the reference cell: the method's loss is irrelevant)."""
-        values = {**(self.rl or {}), "env_id": env, "loss": method.loss, "loss_params": dict(method.params)}
+        values = {**(self.rl or {}), "env_id": env, "loss": method.loss}
         return build_dataclass(_preference_rl_config(), values, prefix="rl.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _loss_entry(loss: LossSpec | str) -> dict[str, Any] | str:
+    """A method's loss as a cell stores it: ``{name, params}`` (only the given params) or a TRL loss name."""
+    return loss if isinstance(loss, str) else loss.to_dict()
+
+
+def _check_trl_only_loss(method: MethodSpec, domain: str) -> None:
+    """A loss name outside the registry is valid only as one of TRL's DPO losses in the text domain."""
+    if domain == "text":
+        from aligngym.alignment.dpo import TRL_DPO_LOSSES  # the text domain needs TRL anyway
+
+        if method.loss in TRL_DPO_LOSSES:
+            return
+        valid = sorted({*LOSSES, *TRL_DPO_LOSSES})
+    else:
+        valid = sorted(LOSSES)
+    raise ValueError(
+        f"method {method.name!r}: unknown {domain} loss {method.loss!r}; valid: {', '.join(valid)}"
+    )
 
 
 def builtin_bench_recipes() -> dict[str, Path]:
@@ -195,6 +253,8 @@ def load_bench_recipe(
         set_dotted(raw, key, value)
     if domain is not None:
         raw["domain"] = domain
+    if isinstance(raw.get("methods"), list):
+        raw["methods"] = [MethodSpec.from_yaml(m) for m in raw["methods"]]
     raw.setdefault("name", path.stem)
     return build_dataclass(BenchRecipe, raw, prefix="")
 
@@ -236,11 +296,11 @@ def grid_cells(
                         config: dict[str, Any] = {
                             "teacher": noise.teacher,
                             "teacher_params": dict(noise.params),
+                            "loss": _loss_entry(method.loss),
                         }
                         if recipe.domain == "text":
                             config["budget"] = {**recipe.text.budget, "task": env}
                         else:
-                            config.update(loss=method.loss, loss_params=dict(method.params))
                             if recipe.pairs is not None:
                                 config["pairs"] = dataclasses.asdict(recipe.pairs)
                             if recipe.rl is not None:
@@ -337,7 +397,7 @@ def diverse_segments(env_id: str, seed: int, segment_length: int, per_policy: in
 
 
 def fixed_pairs_metrics(
-    env_id: str, loss: str, loss_params: dict[str, Any], teacher: Any, config: FixedPairsConfig, seed: int
+    env_id: str, loss: LossSpec, teacher: Any, config: FixedPairsConfig, seed: int
 ) -> dict[str, float]:
     """Phase 1: fit on noisy training pairs for a fixed number of epochs, score on clean test pairs."""
     from aligngym.rewards.fitting import FitConfig, fit_reward
@@ -360,7 +420,6 @@ def fixed_pairs_metrics(
     )
     fit = FitConfig(
         loss=loss,
-        loss_params=dict(loss_params),
         epochs=config.epochs,
         batch_size=config.batch_size,
         lr=config.lr,
@@ -394,9 +453,7 @@ def control_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     if config.get("pairs") is not None:
         pairs = build_dataclass(FixedPairsConfig, config["pairs"], prefix="pairs.")
         out.update(
-            fixed_pairs_metrics(
-                cell["env"], config["loss"], config["loss_params"], teacher, pairs, cell["seed"]
-            )
+            fixed_pairs_metrics(cell["env"], LossSpec.of(config["loss"]), teacher, pairs, cell["seed"])
         )
     if config.get("rl") is not None:
         start = time.perf_counter()
@@ -432,12 +489,23 @@ def reference_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]
 
 
 def text_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
-    """One text cell: ``run_text_cell`` of the alignment package (imported only for the text domain)."""
+    """One text cell: ``run_text_cell`` of the alignment package (imported only for the text domain).
+
+    The one adaptor from a sweep cell to the text pipeline: the method's loss with its parameters, the
+    teacher with its level and extra parameters, and the budget, exactly as for a control cell.
+    """
     from aligngym.alignment.text_pipeline import run_text_cell
 
     config = cell["config"]
+    loss = config["loss"]
     return run_text_cell(
-        cell["method"], cell["noise"], cell["rate"], cell["seed"], progress, **config["budget"]
+        loss if isinstance(loss, str) else LossSpec.of(loss),
+        config["teacher"],
+        cell["rate"],
+        cell["seed"],
+        progress,
+        teacher_params=config["teacher_params"],
+        **config["budget"],
     )
 
 

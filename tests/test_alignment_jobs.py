@@ -46,7 +46,9 @@ def test_sft_then_dpo_then_reward_model_through_recipes(tmp_path):
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"method": "dpo2"}, "unknown DPO method 'dpo2'"),
+        ({"loss": "dpo2"}, "unknown DPO loss 'dpo2'; valid: adaptive"),
+        ({"loss": {"name": "r3m", "params": {"lam": 1.5}}}, r"lam=1.5 is outside the valid range"),
+        ({"method": "r3m"}, "unknown config key 'method' for DPOJobConfig"),
         ({"noise": "myopic"}, "unknown text noise 'myopic'"),
         ({"noise": "mistake", "rate": 1.5}, r"rate 1.5 of 'mistake' must lie in \[0, 1\]"),
         ({"sft_run": "/nowhere"}, "not a finished sft run folder"),
@@ -60,5 +62,5 @@ def test_dpo_job_config_errors_name_the_bad_value(config, message):
 
 
 def test_reward_model_job_rejects_an_unknown_loss():
-    with pytest.raises(UsageError, match="unknown reward-model loss_type 'sigmoid'; valid: bt, r3m"):
-        recipe_from_dict({"job": "reward-model", "config": {"loss_type": "sigmoid"}})
+    with pytest.raises(UsageError, match="unknown loss 'sigmoid'; valid names: adaptive, .*r3m"):
+        recipe_from_dict({"job": "reward-model", "config": {"loss": "sigmoid"}})

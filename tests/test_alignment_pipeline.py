@@ -65,10 +65,10 @@ def test_text_cell_returns_the_benchmark_keys_and_is_deterministic(tmp_path):
     )
     assert again == first  # the second call reuses the cached SFT model and pools, and retrains DPO
     assert calls and calls[-1][0] == calls[-1][1]
-    stock = run_text_cell("dpo", "oracle", 0.0, seed=0, **budget)
+    stock = run_text_cell("bt", "oracle", 0.0, seed=0, **budget)  # bt runs on TRL's sigmoid DPO code
     assert stock["normalized_return"] == pytest.approx(1.0)  # the oracle-label DPO run is the normaliser
     assert math.isnan(stock["flagged_fraction"])  # TRL's sigmoid loss flags nothing
-    with pytest.raises(ValueError, match="unknown text method 'dpo2'"):
+    with pytest.raises(ValueError, match="unknown DPO loss 'dpo2'; valid: adaptive, .*ipo"):
         run_text_cell("dpo2", "mistake", 0.2, seed=0, **budget)
     with pytest.raises(ValueError, match="samples_per_prompt must be >= 2"):
         TextCellBudget(samples_per_prompt=1)

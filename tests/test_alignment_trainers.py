@@ -10,7 +10,7 @@ import torch
 from datasets import Dataset
 from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer
 
-from aligngym.alignment.dpo import MARGIN_DPO_LOSSES, RobustDPOConfig, RobustDPOTrainer
+from aligngym.alignment.dpo import RobustDPOConfig, RobustDPOTrainer, margin_dpo_losses
 from aligngym.alignment.models import ModelSpec, load_causal_lm, load_reward_model, load_tokenizer
 from aligngym.alignment.reward_model import RobustRewardConfig, RobustRewardTrainer
 from aligngym.alignment.tiny import build_tiny_causal_lm, build_tiny_reward_model
@@ -83,9 +83,9 @@ def _loss_and_grads(trainer, batch):
 @pytest.mark.parametrize(
     "robust_kwargs",
     [
-        pytest.param({"loss_type": "r3m", "r3m_lambda": 1 - 1e-9}, id="r3m-lambda-to-1"),
+        pytest.param({"loss_type": "r3m", "loss_params": {"lam": 1 - 1e-9}}, id="r3m-lambda-to-1"),
         pytest.param(
-            {"loss_type": "adaptive", "ada_tau0": 1.0, "ada_tau_max": 1.0, "ada_rho0": math.log(2)},
+            {"loss_type": "adaptive", "loss_params": {"tau0": 1.0, "tau_max": 1.0, "rho0": math.log(2)}},
             id="adaptive-tau-1",
         ),
     ],
@@ -114,9 +114,8 @@ def test_robust_dpo_limits_equal_trl_sigmoid_dpo(tmp_path, tokenizer, pairs, rob
     assert margins.abs().max() > 1.0  # a real test: the pairs are far from the tie point
     assert abs(float(stock_loss) - float(our_loss)) < 1e-6
     torch.testing.assert_close(our_grads, stock_grads, rtol=1e-5, atol=1e-6)
-    assert ours._metrics["train"]["rewards/margins"][-1] == pytest.approx(
-        stock._metrics["train"]["rewards/margins"][-1]
-    )
+    for key in ("rewards/margins", "logits/chosen", "logits/rejected", "mean_token_accuracy", "entropy"):
+        assert ours._metrics["train"][key][-1] == pytest.approx(stock._metrics["train"][key][-1]), key
 
 
 def test_reward_trainer_bt_equals_trl_reward_trainer(tmp_path, tokenizer, pairs):
@@ -151,7 +150,7 @@ def test_robust_trainers_train_and_log_what_the_methods_see(tmp_path, tokenizer,
         trainer = RobustDPOTrainer(
             model=copy.deepcopy(policy),
             ref_model=copy.deepcopy(reference),
-            args=_args(tmp_path, RobustDPOConfig, loss_type=loss_type, r3m_lambda=0.5, beta=1.0),
+            args=_args(tmp_path, RobustDPOConfig, loss_type=loss_type, beta=1.0),
             train_dataset=dataset,
             processing_class=tokenizer,
         )
@@ -165,7 +164,7 @@ def test_robust_trainers_train_and_log_what_the_methods_see(tmp_path, tokenizer,
     rows = [{"chosen": p["prompt"] + p["chosen"], "rejected": p["prompt"] + p["rejected"]} for p in pairs]
     reward = RobustRewardTrainer(
         model=build_tiny_reward_model(tokenizer, seed=0, **TINY),
-        args=_args(tmp_path, RobustRewardConfig, loss_type="r3m", r3m_lambda=0.3),
+        args=_args(tmp_path, RobustRewardConfig, loss_type="r3m", loss_params={"lam": 0.3}),
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )
@@ -180,7 +179,7 @@ def test_r3m_flags_the_pairs_the_policy_disagrees_with(tmp_path, tokenizer, pair
     trainer = RobustDPOTrainer(
         model=policy,
         ref_model=reference,
-        args=_args(tmp_path, RobustDPOConfig, loss_type="r3m", r3m_lambda=0.5, beta=1.0),
+        args=_args(tmp_path, RobustDPOConfig, loss_type="r3m", loss_params={"lam": 0.5}, beta=1.0),
         train_dataset=Dataset.from_list(pairs),
         processing_class=tokenizer,
     )
@@ -193,8 +192,21 @@ def test_r3m_flags_the_pairs_the_policy_disagrees_with(tmp_path, tokenizer, pair
     ("kwargs", "message"),
     [
         ({"loss_type": "r3n"}, r"unknown DPO loss_type 'r3n'; valid: sigmoid, .*r3m"),
-        ({"loss_type": "r3m", "r3m_lambda": 1.0}, r"lam=1.0 is outside the valid range \(0.0, 1.0\)"),
-        ({"loss_type": "adaptive", "ada_tau0": 2.0, "ada_tau_max": 1.0}, r"tau_max=1.0 is outside"),
+        (
+            {"loss_type": "r3m", "loss_params": {"lam": 1.0}},
+            r"lam=1.0 is outside the valid range \(0.0, 1.0\)",
+        ),
+        ({"loss_type": "r3m", "loss_params": '{"lam": 0.7'}, "loss_params .* is not valid JSON"),
+        (
+            {"loss_type": "r3m", "loss_params": {"r3m_lambda": 0.7}},
+            r"no parameter\(s\) r3m_lambda; valid: lam",
+        ),
+        (
+            {"loss_type": "adaptive", "loss_params": {"tau0": 2.0, "tau_max": 1.0}},
+            r"tau_max=1.0 is outside",
+        ),
+        ({"loss_type": "ipo", "loss_params": {"lam": 0.5}}, "TRL's ipo takes TRL's own fields"),
+        ({"loss_type": "r3m", "label_smoothing": 0.1}, "label_smoothing is only supported with TRL's"),
         ({"loss_type": ["r3m", "sigmoid"]}, "cannot be combined"),
         ({"loss_type": "robust", "label_smoothing": 0.5}, r"label_smoothing in \[0, 0.5\)"),
         ({"loss_type": "r3m", "ld_alpha": 0.5}, "ld_alpha is only supported with TRL's loss types"),
@@ -207,12 +219,13 @@ def test_dpo_config_fails_at_construction(tmp_path, kwargs, message):
 
 
 def test_config_names_and_reward_config_validation(tmp_path):
-    assert set(MARGIN_DPO_LOSSES) == {"bt", "r3m", "adaptive", "adaptive_quadratic", "smoothing"}
+    assert set(margin_dpo_losses()) >= {"bt", "r3m", "adaptive", "adaptive_quadratic", "smoothing"}
+    assert "robust" not in margin_dpo_losses()  # TRL's own rDPO code runs it
     assert _args(tmp_path, RobustDPOConfig, loss_type="ipo").margin_loss_name is None
     with pytest.raises(ValueError, match="unknown reward-model loss_type 'dpo'; valid: bt, r3m"):
         _args(tmp_path, RobustRewardConfig, loss_type="dpo")
     with pytest.raises(ValueError, match="eps=0.6 is outside"):
-        _args(tmp_path, RobustRewardConfig, loss_type="robust", label_smoothing=0.6)
+        _args(tmp_path, RobustRewardConfig, loss_type="robust", loss_params={"eps": 0.6})
 
 
 def test_models_load_by_path_and_train_with_dpo(tmp_path, tokenizer, pairs):

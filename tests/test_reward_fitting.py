@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from aligngym.rewards.fitting import FitConfig, fit_reward, outlier_scores
+from aligngym.rewards.losses import LossSpec
 from aligngym.rewards.pairs import PairConfig, SegmentSet, collect_segments, make_pair_split
 from aligngym.rewards.reward_nets import RewardNet
 from aligngym.rewards.teachers import make_teacher
@@ -39,7 +40,7 @@ def flipped_linear_results() -> dict[str, dict]:
     results = {}
     for name, params in (("bt", {}), ("r3m", {"lam": 0.5})):
         net = RewardNet(obs_dim=6, act_dim=0, seed=0)
-        config = FitConfig(loss=name, loss_params=params, epochs=20, patience=None, seed=0)
+        config = FitConfig(loss=LossSpec(name, params), epochs=20, patience=None, seed=0)
         fit = fit_reward(net, split.train, None, config, split.test)
         results[name] = {"test": fit.test_metrics, "train": fit.train_metrics}
     return results
@@ -160,7 +161,7 @@ def test_equal_labels_train_as_soft_targets_and_ensembles_train() -> None:
         net,
         split.train,
         None,
-        FitConfig(loss="r3m", loss_params={"lam": 0.3}, epochs=15, lr=0.01),
+        FitConfig(loss=LossSpec("r3m", {"lam": 0.3}), epochs=15, lr=0.01),
         split.test,
     )
     assert fit.test_metrics["accuracy"] > 0.8
@@ -204,7 +205,9 @@ def test_outlier_scores_are_nan_where_undefined() -> None:
     ("kwargs", "pattern"),
     [
         ({"loss": "dpo"}, "unknown loss 'dpo'; valid names"),
-        ({"loss": "r3m", "loss_params": {"lam": 2.0}}, "lam=2.0"),
+        ({"loss": {"name": "r3m", "params": {"lam": 2.0}}}, "lam=2.0"),
+        ({"loss": {"name": "r3m", "params": {"lamda": 0.2}}}, "no parameter.*lamda; valid: lam"),
+        ({"loss": {"name": "r3m", "params": {"lam": "0.2"}}}, "lam='0.2' has type str; expected float"),
         ({"epochs": 0}, "epochs=0"),
         ({"lr": 0.0}, "lr=0.0"),
         ({"patience": 0}, "patience=0"),
@@ -248,7 +251,7 @@ def test_reward_fit_job_writes_net_history_and_summary(tmp_path) -> None:
         teacher="mistake",
         teacher_level=0.1,
         hidden=(16,),
-        fit=FitConfig(loss="r3m", loss_params={"lam": 0.5}, epochs=3),
+        fit=FitConfig(loss=LossSpec("r3m", {"lam": 0.5}), epochs=3),
     )
     summary = run_reward_fit_job(config, seed=0, run_dir=tmp_path)
     assert {"test/accuracy", "test/spearman", "train/flagged_fraction", "best_epoch"} <= set(summary)
