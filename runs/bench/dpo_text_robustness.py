@@ -34,7 +34,14 @@ NAME = "dpo-text-robustness"
 DESCRIPTION = "DPO, rDPO, R3M-DPO, Ada-DPO under corrupted text preferences: methods x noises x seeds (sweep)"
 STEM = "dpo_text_robustness"
 NOISE_SETTINGS = (("mistake", 0.0), ("mistake", 0.2), ("mistake", 0.4), ("irrational", 0.5))
-METHODS = ("bt", "robust", "r3m", "adaptive")
+# Each method's loss (aligngym.rewards.losses LossSpec fields), chosen before the committed run; bt and
+# robust run on TRL's sigmoid / rDPO code (aligngym.alignment.dpo.dpo_loss_arguments).
+METHODS: dict[str, dict] = {
+    "bt": {"name": "bt", "params": {}},
+    "robust": {"name": "robust", "params": {"eps": 0.2}},
+    "r3m": {"name": "r3m", "params": {"lam": 0.5}},
+    "adaptive": {"name": "adaptive", "params": {"tau0": 0.5, "tau_max": 2.0, "rho0": 0.05}},
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seeds (seed 0 was used to pilot the hyperparameters, so it is left out)",
     )
     parser.add_argument(
-        "--methods", nargs="+", default=list(METHODS), help="DPO variants (text_pipeline.METHODS names)"
+        "--methods", nargs="+", default=list(METHODS), help=f"DPO variants: {', '.join(METHODS)}"
     )
     parser.add_argument(
         "--cache-dir",
@@ -59,13 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from aligngym.alignment.text_pipeline import METHODS as TEXT_METHODS
         from aligngym.alignment.text_pipeline import TextCellBudget
     except ImportError as exc:
         raise UsageError(f"{NAME} needs the llm extra ({exc}): pip install 'aligngym[llm]'") from None
-    unknown = [m for m in args.methods if m not in TEXT_METHODS]
+    unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
-        raise UsageError(f"unknown method {unknown[0]!r}; valid methods: {', '.join(TEXT_METHODS)}")
+        raise UsageError(f"unknown method {unknown[0]!r}; valid methods: {', '.join(METHODS)}")
     from aligngym.runs.reports import render_report
     from aligngym.runs.sweep import run_sweep
 
@@ -81,14 +87,14 @@ def run(args: argparse.Namespace) -> int:
             "noise": noise,
             "rate": rate,
             "seed": seed,
-            "config": budget,
+            "config": {"teacher": noise, "teacher_params": {}, "loss": METHODS[method], "budget": budget},
         }
         for noise, rate in NOISE_SETTINGS
         for method in args.methods
         for seed in args.seeds
     ]
     start, load = time.perf_counter(), os.getloadavg()
-    run_sweep(cells, "aligngym.alignment.text_pipeline:sweep_cell", out / STEM, **sweep_options(args))
+    run_sweep(cells, "aligngym.runs.reward_benchmark:text_cell", out / STEM, **sweep_options(args))
     header = (
         "# Text robustness: DPO variants under corrupted preference labels (tiny offline setup)\n\n"
         f"Command: `{command_line(args, NAME)}`\n\n"
