@@ -5,8 +5,10 @@ reward net, DPO implicit rewards ``beta * (logratio(y_w) - logratio(y_l))`` or r
 Every loss here sees only margins (and optional soft labels), so one implementation serves both
 domains. Formulas: Bradley-Terry; R3M (arXiv 2406.15568, sparse outlier vector ``delta``); adaptive
 preference scaling (arXiv 2406.02764, per-pair temperature ``tau``); conservative label smoothing;
-TRL's ``robust`` (rDPO) loss. Per-pair variables (``delta``, ``tau``) are solved on detached margins
-inside the call (the papers' alternating optimisation), so a caller just backpropagates ``out.loss``.
+TRL's ``robust`` (rDPO) loss; RIME (arXiv 2402.17257, trust / flip / drop each pair by its KL, with
+running statistics kept in the loss instance). Per-pair variables (``delta``, ``tau``, RIME's decisions)
+are solved on detached margins inside the call (the papers' alternating optimisation), so a caller just
+backpropagates ``out.loss``.
 
 ``LossSpec(name, params)`` says which loss with which parameters. It is validated once, when built
 (unknown name, unknown / ill-typed / out-of-range parameter: one ``ValueError`` naming the valid
@@ -418,6 +420,134 @@ class RobustLoss(PreferenceLoss):
         clean = -(1.0 - self.eps) * F.logsigmoid(margins)
         flipped = -self.eps * F.logsigmoid(-margins)
         return (clean - flipped) / (1.0 - 2.0 * self.eps), {}
+
+
+@dataclass
+class RimeState:
+    """RIME's running statistics of the trusted pairs' KL and the count of training calls.
+
+    The official code's ``RunningMeanStd(mode="fixed", lr=0.1)``: mean and max are exponential moving
+    averages with rate ``rate``, the variance is the count-weighted (parallel) variance of every trusted
+    KL seen. It starts at max 0, so the first call trusts every pair (``-log(1e-8)`` ~ 18.4).
+    """
+
+    mean: float = 0.0
+    var: float = 1.0
+    max: float = 0.0
+    count: int = 0
+    steps: int = 0
+
+    def update(self, kl: Tensor, trusted: Tensor, rate: float) -> None:
+        """One training call: the statistics of the KLs of the pairs it trusted (``trusted`` a bool mask)."""
+        self.steps += 1
+        selected = kl[trusted].double()
+        n = selected.numel()
+        if n == 0:  # the official code would average an empty array into NaN; keep the statistics
+            return
+        batch_var, batch_mean = torch.var_mean(selected, unbiased=False)
+        batch_mean, batch_var, batch_max = torch.stack([batch_mean, batch_var, selected.max()]).tolist()
+        delta = batch_mean - self.mean
+        total = self.count + n
+        self.var = (self.var * self.count + batch_var * n + delta * delta * self.count * n / total) / total
+        self.mean += rate * delta
+        self.max += rate * (batch_max - self.max)
+        self.count = total
+
+
+@register_loss
+@dataclass(frozen=True)
+class RimeLoss(PreferenceLoss):
+    """RIME (Cheng et al., ICML 2024, arXiv 2402.17257): trust, flip or drop each pair by its KL.
+
+    Per pair, on the detached margin, ``KL = -log sigmoid(m)`` (KL between the one-hot label and the
+    predicted preference). Pairs with ``KL < tau_lower`` are trusted (Bradley-Terry term), pairs with
+    ``KL > -log(flip_tau)`` are trained with the label flipped, the rest are dropped; the loss averages
+    over the pairs used. ``tau_lower = -log(x) + alpha x + min(beta_t var, uncertainty_cap)`` with x and
+    var the running max and variance of the trusted KLs (``RimeState``) and
+    ``beta_t = max(beta_min, beta_max - (beta_max - beta_min) t / decay_steps)``, t the training calls
+    so far. Defaults are the official run script's (alpha 0.5, beta 3 -> 1, flip_tau 0.001, cap 3,
+    rate 0.1); the code adds the VARIANCE (the paper writes a standard deviation) and we follow the code.
+
+    Differences from the official code, which runs once per epoch over the whole buffer: here the
+    thresholds are applied per call (minibatch) and the statistics and ``t`` advance per TRAINING call
+    (margins that require grad; evaluation calls leave the state alone), so ``decay_steps`` counts
+    optimiser steps (the code's k = 60 epochs over 1-10 minibatches is roughly 200 steps). A pair above
+    both thresholds is flipped (the code trains it twice). The state lives in the instance:
+    ``LossSpec.build()`` gives a fresh one per fit. Soft labels mix both directions like every loss.
+    Limit: with ``flip_tau=0`` (never flip), ``uncertainty_cap=inf`` and large betas every pair is
+    trusted and RIME is Bradley-Terry.
+    """
+
+    name: ClassVar[str] = "rime"
+    alpha: float = 0.5
+    beta_max: float = 3.0
+    beta_min: float = 1.0
+    decay_steps: int = 200
+    flip_tau: float = 0.001
+    uncertainty_cap: float = 3.0
+    rate: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check_range(self.name, "alpha", self.alpha, 0.0, math.inf, "[")
+        _check_range(self.name, "beta_min", self.beta_min, 0.0, math.inf, "[")
+        _check_range(self.name, "beta_max", self.beta_max, self.beta_min, math.inf, "[")
+        _check_range(self.name, "flip_tau", self.flip_tau, 0.0, 1.0, "[")
+        _check_range(self.name, "uncertainty_cap", self.uncertainty_cap, 0.0, math.inf, "[]")
+        _check_range(self.name, "rate", self.rate, 0.0, 1.0, "]")
+        if (
+            not isinstance(self.decay_steps, int)
+            or isinstance(self.decay_steps, bool)
+            or self.decay_steps < 1
+        ):
+            raise ValueError(f"loss {self.name!r}: decay_steps={self.decay_steps!r} must be an integer >= 1")
+        object.__setattr__(self, "state", RimeState())
+
+    def thresholds(self) -> tuple[float, float]:
+        """The current ``(tau_lower, tau_upper)`` on the KL."""
+        state: RimeState = self.state  # type: ignore[attr-defined]
+        decay = (self.beta_max - self.beta_min) * state.steps / self.decay_steps
+        beta = max(self.beta_min, self.beta_max - decay)
+        lower = (
+            -math.log(state.max + 1e-8) + self.alpha * state.max + min(beta * state.var, self.uncertainty_cap)
+        )
+        upper = -math.log(self.flip_tau) if self.flip_tau > 0 else math.inf
+        return lower, upper
+
+    def __call__(self, margins: Tensor, soft_labels: Tensor | None = None) -> LossOutput:
+        lower, upper = self.thresholds()
+        object.__setattr__(self, "_current", (lower, upper))  # what _terms and _summaries of this call use
+        out = super().__call__(margins, soft_labels)
+        if margins.requires_grad:  # a training step: advance the thresholds' statistics
+            diagnostics = out.diagnostics
+            self.state.update(diagnostics["kl"], diagnostics["trusted"] > 0.5, self.rate)  # type: ignore[attr-defined]
+        return out
+
+    def _terms(self, margins: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        lower, upper = self._current  # type: ignore[attr-defined]
+        kl = -F.logsigmoid(margins.detach())  # KL(one-hot label || sigmoid(m)) on the detached margin
+        flipped = kl > upper
+        trusted = (kl < lower) & ~flipped
+        used = (trusted | flipped).to(margins.dtype)
+        flip = flipped.to(margins.dtype)
+        # Bradley-Terry on the (possibly flipped) label: -log sigmoid(+-m), averaged over the pairs used
+        scale = len(margins) / used.sum().clamp(min=1.0)
+        per_pair = -F.logsigmoid((1.0 - 2.0 * flip) * margins) * (used * scale)
+        return per_pair, {"kl": kl, "trusted": trusted.to(margins.dtype), "flipped": flip}
+
+    def _summaries(self, diag: dict[str, Tensor | float], hard: Tensor | None) -> dict[str, Tensor | float]:
+        flagged = diag["trusted"] < 0.5  # flipped or dropped
+        flipped = diag["flipped"] > 0.5
+        if hard is not None:
+            flagged, flipped = flagged & hard, flipped & hard
+        count = torch.tensor(float(len(flagged))) if hard is None else hard.sum().clamp(min=1).float()
+        lower, upper = self._current  # type: ignore[attr-defined]
+        return {
+            "flagged": flagged,
+            "flagged_fraction": flagged.sum() / count,
+            "flipped_fraction": flipped.sum() / count,
+            "tau_lower": lower,
+            "tau_upper": upper,
+        }
 
 
 def _check_steps(loss: str, steps: int) -> None:

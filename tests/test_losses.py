@@ -37,9 +37,9 @@ def _grid_argmin(
 
 
 def test_registry_names_and_unknown_name() -> None:
-    assert set(LOSSES) == {"bt", "r3m", "adaptive", "adaptive_quadratic", "smoothing", "robust"}
+    assert set(LOSSES) == {"bt", "r3m", "adaptive", "adaptive_quadratic", "smoothing", "robust", "rime"}
     with pytest.raises(
-        ValueError, match=r"unknown loss 'dpo'.*adaptive, adaptive_quadratic, bt, r3m, robust"
+        ValueError, match=r"unknown loss 'dpo'.*adaptive, adaptive_quadratic, bt, r3m, rime, robust"
     ):
         make_loss("dpo")
 
