@@ -115,6 +115,12 @@ def test_bad_inputs_fail_before_any_work_with_one_line(tmp_path, capsys):
         main(["bench", "tensor-distillation", str(tmp_path / "none.zip"), "--out", str(tmp_path / "o")]) == 2
     )
     assert "none.zip" in one_error_line(capsys)
+    assert main(["bench", "dpo-text-robustness", "--set", "sft_exampels=3", "--out", str(tmp_path / "o")]) == 2
+    assert "'sft_exampels'" in one_error_line(capsys)
+    assert main(["bench", "dpo-text-robustness", "--set", "sft_examples=0", "--out", str(tmp_path / "o")]) == 2
+    assert "sft_examples must be >= 1" in one_error_line(capsys)
+    assert main(["bench", "dpo-text-robustness", "--methods", "dpo2", "--out", str(tmp_path / "o")]) == 2
+    assert "'dpo2'" in one_error_line(capsys)
     assert not (tmp_path / "o").exists()
 
 

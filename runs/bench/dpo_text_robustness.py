@@ -9,7 +9,8 @@ names follow the control domain: ``bt`` = TRL's sigmoid DPO, ``robust`` = TRL's 
 ``r3m`` = R3M-DPO, ``adaptive`` = Ada-DPO. Needs the ``llm`` extra.
 
     nice -n 10 aligngym bench dpo-text-robustness --workers 2 --seeds 1 2 3 4 5 --publish benchmarks/results
-    aligngym bench dpo-text-robustness --seeds 1 --methods bt r3m --out /tmp/quick
+    aligngym bench dpo-text-robustness --seeds 1 --methods bt r3m --set sft_examples=96 --set train_prompts=24 \
+        --set heldout_prompts=16 --set dpo_epochs=1 --out /tmp/quick                     # a quick look
 """
 
 from __future__ import annotations
@@ -60,15 +61,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="results/cache/text-robustness",
         help="SFT models and pair pools per seed (shared by every cell of that seed)",
     )
+    parser.add_argument(
+        "--set",
+        dest="budget",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a TextCellBudget field for every cell (repeatable; YAML values), e.g. --set sft_examples=96",
+    )
     add_sweep_arguments(parser, workers=1)
     add_output_arguments(parser, NAME)
+
+
+def budget_overrides(items: list[str], fields: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` items as TextCellBudget fields (values read as YAML); an unknown key is a UsageError."""
+    import yaml
+
+    overrides: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set {item!r} must be KEY=VALUE")
+        if key not in fields or key == "cache_dir":
+            valid = ", ".join(f for f in fields if f != "cache_dir")
+            raise UsageError(f"--set {key!r} is not a TextCellBudget field; valid: {valid} (and --cache-dir)")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         from aligngym.alignment.text_pipeline import TextCellBudget
-    except ImportError as exc:
-        raise UsageError(f"{NAME} needs the llm extra ({exc}): pip install 'aligngym[llm]'") from None
+    except ModuleNotFoundError as exc:  # a missing extra, not a broken import of ours
+        raise UsageError(
+            f"{NAME} needs the llm extra (no module {exc.name!r}): pip install 'aligngym[llm]'"
+        ) from None
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         raise UsageError(f"unknown method {unknown[0]!r}; valid methods: {', '.join(METHODS)}")
@@ -78,7 +105,11 @@ def run(args: argparse.Namespace) -> int:
     out = out_dir(args, NAME)
     # the whole budget goes into each cell (self-describing rows); seeds vary fastest, so that parallel
     # workers build different seeds' SFT models instead of waiting for the same one
-    budget = dataclasses.asdict(TextCellBudget(cache_dir=args.cache_dir))
+    overrides = budget_overrides(args.budget, [f.name for f in dataclasses.fields(TextCellBudget)])
+    try:
+        budget = dataclasses.asdict(TextCellBudget(cache_dir=args.cache_dir, **overrides))
+    except ValueError as exc:  # a value out of range (TextCellBudget checks its fields)
+        raise UsageError(f"--set: {exc}") from None
     cells = [
         {
             "domain": "text",
