@@ -3,8 +3,11 @@
 One minibatch step: learned segment returns of both items -> margins ``R(first) - R(second)``
 oriented by the label (soft labels go to the loss as they are) -> ``loss_fn(margins)`` -> Adam step.
 Per-pair variables of robust losses (R3M's delta, adaptive tau) are solved inside the loss on the
-detached margins, so every loss shares this loop. Early stopping watches CLEAN validation accuracy,
-because noisy labels overfit: held-out accuracy peaks after few epochs, then falls.
+detached margins, so every loss shares this loop. Early stopping (and the returned best epoch) uses
+validation accuracy, because noisy labels overfit: held-out accuracy peaks after few epochs, then falls.
+By default it is measured on the TEACHER's validation labels (``selection="noisy"``), the only labels
+a user has; ``selection="oracle"`` uses the clean labels, an optimistic oracle setting that reports must
+name as such.
 
 Example:
     >>> from aligngym.rewards.losses import LossSpec
@@ -28,7 +31,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -48,10 +51,14 @@ class FitConfig:
 
     loss: the loss and its parameters (a ``LossSpec``; a bare name or ``{name, params}`` is converted).
     epochs, batch_size, lr, weight_decay: Adam over shuffled minibatches of pairs.
-    patience: stop after this many epochs without a better clean validation accuracy (None: never);
+    patience: stop after this many epochs without a better validation accuracy (None: never);
         the net returned is the best-validation one.
+    selection: which validation labels pick that epoch: ``noisy`` (the teacher's, what a user has) or
+        ``oracle`` (the clean labels: optimistic, name it in every report that uses it).
     seed: shuffling order.
     """
+
+    SELECTIONS: ClassVar[tuple[str, ...]] = ("noisy", "oracle")
 
     loss: LossSpec | str = "bt"
     epochs: int = 30
@@ -59,6 +66,7 @@ class FitConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int | None = 5
+    selection: str = "noisy"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -73,6 +81,10 @@ class FitConfig:
             raise ValueError(f"FitConfig weight_decay={self.weight_decay!r} must be >= 0")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"FitConfig patience={self.patience!r} must be >= 1 or None")
+        if self.selection not in self.SELECTIONS:
+            raise ValueError(
+                f"FitConfig selection={self.selection!r} is invalid; valid: {', '.join(self.SELECTIONS)}"
+            )
 
 
 @dataclass
@@ -128,7 +140,11 @@ def fit_reward(
     config: FitConfig,
     test: PreferencePairs | None = None,
 ) -> FitResult:
-    """Train ``net`` in place on ``train`` (teacher labels); early-stop on ``val`` (oracle labels)."""
+    """Train ``net`` in place on ``train`` (teacher labels); keep the best epoch on ``val``.
+
+    ``val_accuracy`` in the history is the accuracy on the labels ``config.selection`` names (the
+    teacher's by default, the oracle's for ``selection="oracle"``).
+    """
     loss_fn = config.loss.build()
     data = _PairTensors(train)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -154,7 +170,9 @@ def fit_reward(
         train_seconds += time.perf_counter() - epoch_start
         record: dict[str, float] = {"epoch": epoch, "train_loss": total / batches}
         if val is not None:
-            record["val_accuracy"] = clean_accuracy(net, val)
+            record["val_accuracy"] = _accuracy(
+                _learned_gap(net, val), val.oracle if config.selection == "oracle" else val.labels
+            )
         if test is not None:
             record["test_accuracy"] = clean_accuracy(net, test)
         history.append(record)

@@ -129,7 +129,8 @@ def test_fitting_is_deterministic_and_records_history() -> None:
 def test_early_stopping_restores_the_best_validation_epoch() -> None:
     split = _small_split("mistake", 0.45)
     net = RewardNet(obs_dim=3, act_dim=0, seed=0)
-    fit = fit_reward(net, split.train, split.val, FitConfig(epochs=40, patience=2, lr=0.01), None)
+    config = FitConfig(epochs=40, patience=2, lr=0.01, selection="oracle")  # clean labels: the oracle setting
+    fit = fit_reward(net, split.train, split.val, config, None)
     val = [r["val_accuracy"] for r in fit.history]
     assert fit.epochs_run == len(fit.history) <= 40
     assert fit.best_epoch == 1 + int(np.argmax(val))
@@ -139,33 +140,36 @@ def test_early_stopping_restores_the_best_validation_epoch() -> None:
     assert clean_accuracy(net, split.val) == pytest.approx(max(val))
 
 
+@pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("loss", ["adaptive", "adaptive_quadratic", "smoothing", "robust"])
-def test_every_loss_trains_through_the_same_loop(loss: str) -> None:
+def test_every_loss_trains_through_the_same_loop(loss: str, seed: int) -> None:
     split = _small_split()
-    net = RewardNet(obs_dim=3, act_dim=0, hidden=(16,), seed=0)
-    fit = fit_reward(net, split.train, None, FitConfig(loss=loss, epochs=15, lr=0.01), split.test)
-    assert fit.test_metrics["accuracy"] > 0.8
-    if loss.startswith("adaptive"):
-        assert 0.1 <= fit.train_metrics["tau_mean"]
-        assert 0.0 <= fit.train_metrics["tau_at_min"] <= 1.0
+    net = RewardNet(obs_dim=3, act_dim=0, hidden=(16,), seed=seed)
+    fit = fit_reward(net, split.train, None, FitConfig(loss=loss, epochs=15, lr=0.01, seed=seed), split.test)
+    assert fit.test_metrics["accuracy"] >= 0.93  # measured 0.967-1.0 for every loss, seeds 0-2
+    if loss == "adaptive":  # clean labels: most pairs are clear, so their tau sits at tau_max (measured 0.89)
+        assert fit.train_metrics["tau_at_max"] > 0.7 and fit.train_metrics["tau_at_min"] < 0.1
+    if loss == "adaptive_quadratic":  # no upper bound: clear pairs push tau far above tau0 (measured 2.1)
+        assert fit.train_metrics["tau_mean"] > 1.0 and fit.train_metrics["tau_at_min"] < 0.1
 
 
-def test_equal_labels_train_as_soft_targets_and_ensembles_train() -> None:
+@pytest.mark.parametrize("seed", [0, 1])
+def test_equal_labels_train_as_soft_targets_and_ensembles_train(seed: int) -> None:
     segments = linear_reward_segments(200, horizon=4, dim=3)
     split = make_pair_split(
-        segments, PairConfig(n_train=300, n_val=0, n_test=60), make_teacher("equal", 1.0), seed=0
+        segments, PairConfig(n_train=300, n_val=0, n_test=60), make_teacher("equal", 1.0), seed=seed
     )
     assert (split.train.labels == 0.5).any()
-    net = RewardNet(obs_dim=3, act_dim=0, hidden=(16,), ensemble_size=3, seed=0)
+    net = RewardNet(obs_dim=3, act_dim=0, hidden=(16,), ensemble_size=3, seed=seed)
     fit = fit_reward(
         net,
         split.train,
         None,
-        FitConfig(loss=LossSpec("r3m", {"lam": 0.3}), epochs=15, lr=0.01),
+        FitConfig(loss=LossSpec("r3m", {"lam": 0.3}), epochs=15, lr=0.01, seed=seed),
         split.test,
     )
-    assert fit.test_metrics["accuracy"] > 0.8
-    assert 0.0 <= fit.train_metrics["flagged_fraction"] <= 1.0
+    assert fit.test_metrics["accuracy"] >= 0.9  # measured 0.95-1.0, seeds 0-2
+    assert fit.train_metrics["flagged_fraction"] < 0.05  # clean labels: R3M flags (almost) nothing (<= 0.007)
 
 
 def test_outlier_scores() -> None:
