@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from aligngym.extras import missing_extra
 from aligngym.runs.bench.registry import COMMANDS as BENCHMARK_COMMANDS
 from aligngym.runs.benchmark import COMMANDS as REWARD_ROBUSTNESS_COMMANDS
 from aligngym.runs.errors import UsageError
@@ -138,6 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aligngym: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `aligngym train --list | head`: the reader left; exit quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141
+    except Exception as exc:
+        command = " ".join(["aligngym", *(a for a in args.argv[:2] if not a.startswith("-"))])
+        message = missing_extra(exc, f"`{command}`")  # an extra not installed: one line naming the fix
+        if message is None:
+            raise
+        print(f"aligngym: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

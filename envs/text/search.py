@@ -17,6 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aligngym.extras import require
+
+require("bm25s", "aligngym/ReActQA-v0's search")
 import bm25s
 
 MAX_QUERY_CHARS = 200
