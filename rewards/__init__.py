@@ -1,52 +1,52 @@
-"""Reward learning from corrupted preferences: losses, teachers, pair data, reward nets, fitting."""
+"""Reward learning from corrupted preferences: losses, teachers, pair data, reward nets, fitting, quality.
 
-from aligngym.rewards.fitting import (
-    FitConfig,
-    FitResult,
-    clean_accuracy,
-    evaluate_reward,
-    fit_reward,
-    outlier_scores,
-)
-from aligngym.rewards.losses import LOSSES, LossOutput, PreferenceLoss, make_loss
-from aligngym.rewards.pairs import (
-    PairConfig,
-    PairSplit,
-    PreferencePairs,
-    SegmentSet,
-    collect_segments,
-    label_pairs,
-    make_pair_split,
-    sample_pair_indices,
-)
-from aligngym.rewards.reward_nets import RewardNet, RewardNetConfig, load_reward_net, save_reward_net
-from aligngym.rewards.teachers import NOISE_KINDS, Teacher, TeacherLabels, make_teacher
+Names are imported on first use (``import aligngym.rewards.losses`` does not load the fitting loop).
+"""
 
-__all__ = [
-    "LOSSES",
-    "NOISE_KINDS",
-    "FitConfig",
-    "FitResult",
-    "LossOutput",
-    "PairConfig",
-    "PairSplit",
-    "PreferenceLoss",
-    "PreferencePairs",
-    "RewardNet",
-    "RewardNetConfig",
-    "SegmentSet",
-    "Teacher",
-    "TeacherLabels",
-    "clean_accuracy",
-    "collect_segments",
-    "evaluate_reward",
-    "fit_reward",
-    "label_pairs",
-    "load_reward_net",
-    "make_loss",
-    "make_pair_split",
-    "make_teacher",
-    "outlier_scores",
-    "sample_pair_indices",
-    "save_reward_net",
-]
+from aligngym.exports import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".losses": [
+            "LOSSES",
+            "LossOutput",
+            "LossSpec",
+            "PreferenceLoss",
+            "loss_params",
+            "make_loss",
+            "register_loss",
+        ],
+        ".teachers": ["NOISE_KINDS", "Teacher", "TeacherLabels", "make_teacher"],
+        ".pairs": [
+            "SCRIPTED_POLICIES",
+            "PairConfig",
+            "PairSplit",
+            "PreferencePairs",
+            "SegmentSet",
+            "collect_segments",
+            "label_pairs",
+            "make_pair_split",
+            "sample_pair_indices",
+            "scripted_policy",
+        ],
+        ".reward_nets": ["RewardNet", "RewardNetConfig", "load_reward_net", "save_reward_net"],
+        ".fitting": [
+            "FitConfig",
+            "FitResult",
+            "clean_accuracy",
+            "evaluate_reward",
+            "fit_reward",
+            "outlier_scores",
+        ],
+        ".reward_quality": [
+            "canonical_rewards",
+            "epic_distance",
+            "epic_distance_tabular",
+            "expected_calibration_error",
+            "gap_curve",
+            "policy_ranking",
+            "preference_quality",
+        ],
+    },
+)

@@ -1,28 +1,16 @@
-"""Text environments: one-step text generation with a known or learned reward; multi-hop ReAct QA with search."""
+"""Text environments: one-step text generation with a known or learned reward; multi-hop ReAct QA with search.
 
-from aligngym.envs.text.generation import TEXT_TASKS, TextGenerationEnv, TextTask, get_task
-from aligngym.envs.text.knowledge_base import (
-    KnowledgeBase,
-    KnowledgeBaseConfig,
-    Question,
-    load_knowledge_base,
+Names are imported on first use, so ``aligngym.envs.text.generation`` does not need bm25s (ReActQA's search).
+"""
+
+from aligngym.exports import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".generation": ["TEXT_TASKS", "TextGenerationEnv", "TextTask", "get_task"],
+        ".knowledge_base": ["KnowledgeBase", "KnowledgeBaseConfig", "Question", "load_knowledge_base"],
+        ".react": ["ReActQAEnv", "Step", "StepError", "parse_step"],
+        ".search": ["SearchTool", "Snippet"],
+    },
 )
-from aligngym.envs.text.react import ReActQAEnv, Step, StepError, parse_step
-from aligngym.envs.text.search import SearchTool, Snippet
-
-__all__ = [
-    "TEXT_TASKS",
-    "KnowledgeBase",
-    "KnowledgeBaseConfig",
-    "Question",
-    "ReActQAEnv",
-    "SearchTool",
-    "Snippet",
-    "Step",
-    "StepError",
-    "TextGenerationEnv",
-    "TextTask",
-    "get_task",
-    "load_knowledge_base",
-    "parse_step",
-]
