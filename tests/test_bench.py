@@ -115,9 +115,13 @@ def test_bad_inputs_fail_before_any_work_with_one_line(tmp_path, capsys):
         main(["bench", "tensor-distillation", str(tmp_path / "none.zip"), "--out", str(tmp_path / "o")]) == 2
     )
     assert "none.zip" in one_error_line(capsys)
-    assert main(["bench", "dpo-text-robustness", "--set", "sft_exampels=3", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(["bench", "dpo-text-robustness", "--set", "sft_exampels=3", "--out", str(tmp_path / "o")]) == 2
+    )
     assert "'sft_exampels'" in one_error_line(capsys)
-    assert main(["bench", "dpo-text-robustness", "--set", "sft_examples=0", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(["bench", "dpo-text-robustness", "--set", "sft_examples=0", "--out", str(tmp_path / "o")]) == 2
+    )
     assert "sft_examples must be >= 1" in one_error_line(capsys)
     assert main(["bench", "dpo-text-robustness", "--methods", "dpo2", "--out", str(tmp_path / "o")]) == 2
     assert "'dpo2'" in one_error_line(capsys)
@@ -222,3 +226,40 @@ def test_tensor_vs_mlp_runs_on_the_sweep_runner_and_resumes(tmp_path):
     after = sorted((out / "runs").iterdir())
     assert len(after) == 3 and set(runs) < set(after)
     assert [p.name.split("__")[1] for p in set(after) - set(runs)] == ["tensor-pendulum"]
+
+
+@pytest.mark.slow
+def test_adversarial_robustness_and_force_bound_probe_at_a_tiny_size(tmp_path):
+    """The two adversarial cell benchmarks chained as documented: probe the run folders the first one wrote."""
+    out = tmp_path / "adv"
+    budget = [
+        "iterations=1", "protagonist_steps=100", "adversary_steps=100", "hyperparams.learning_starts=50",
+        "evaluation.worst_case_steps=100", "evaluation.episodes=1", "evaluation.grid_points=2",
+    ]  # fmt: skip
+    argv = ["bench", "adversarial-robustness", "--seeds", "1", "--methods", "sac", "qarl", "--no-progress"]
+    assert main([*argv, *(f"--set={item}" for item in budget), "--out", str(out)]) == 0
+    rows = json.loads((out / "adversarial_robustness_invertedpendulum.json").read_text())
+    assert sorted(r["method"] for r in rows) == ["qarl", "sac"]
+    assert (out / "adversarial_heatmap_invertedpendulum_qarl.png").stat().st_size > 0
+    probe = [
+        "bench",
+        "force-bound-probe",
+        "--runs",
+        str(out / "runs"),
+        "--bounds",
+        "5",
+        "50",
+        "--episodes",
+        "1",
+    ]
+    assert main([*probe, "--no-progress", "--name", "probe", "--out", str(tmp_path / "probe")]) == 0
+    probed = json.loads((tmp_path / "probe" / "probe.json").read_text())
+    assert sorted((r["method"], r["bound"]) for r in probed) == [
+        ("qarl", 5),
+        ("qarl", 50),
+        ("sac", 5),
+        ("sac", 50),
+    ]
+    for row in probed:  # the probe's nominal return is the run's own nominal evaluation (same seed, episodes)
+        run = next(r for r in rows if Path(r["run_dir"]).name == row["run"])
+        assert row["nominal"] == pytest.approx(run["nominal_return"])
