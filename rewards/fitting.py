@@ -199,8 +199,10 @@ def fit_reward(
 
 @torch.no_grad()
 def _learned_gap(net: RewardNet, pairs: PreferencePairs) -> np.ndarray:
-    returns = net.segment_returns(pairs.segments.obs, pairs.segments.actions).double().numpy()
-    return returns[pairs.first] - returns[pairs.second]
+    """Learned ``R(first) - R(second)``, evaluating only the segments the pairs use (not the whole set)."""
+    ids = pairs.segment_ids
+    returns = net.segment_returns(pairs.segments.obs[ids], pairs.segments.actions[ids]).double().numpy()
+    return returns[np.searchsorted(ids, pairs.first)] - returns[np.searchsorted(ids, pairs.second)]
 
 
 def clean_accuracy(net: RewardNet, pairs: PreferencePairs) -> float:

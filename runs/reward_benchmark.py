@@ -110,10 +110,21 @@ class FixedPairsConfig:
     n_test: int = 500
     test_fraction: float = 0.3
     epochs: int = 30
-    """Equal for every method; no early stopping (clean validation labels are not available in practice)."""
+    """Equal for every method: every fit runs all of them (no early stop)."""
     batch_size: int = 64
     lr: float = 1e-3
     hidden: tuple[int, ...] = (64, 64)
+    n_val: int = 0
+    """Validation pairs, labelled by the TEACHER like the training pairs (disjoint segments). With n_val > 0
+    the fit returns the epoch with the best validation accuracy; 0 returns the last epoch."""
+    val_fraction: float = 0.15
+    selection: str = "noisy"
+    """Which validation labels pick the epoch: ``noisy`` (the teacher's, what a user has) or ``oracle``
+    (clean labels: an optimistic setting, named in every report that uses it)."""
+    quality: bool = True
+    """Also score the reward without RL: EPIC distance to the true reward (HalfCheetah / Hopper / Walker2d,
+    whose true reward the simulator evaluates off-trajectory), policy-ranking Kendall tau, ECE and the
+    binned learned-vs-true gap curve (``aligngym.rewards.reward_quality``)."""
 
     def __post_init__(self) -> None:
         for name in ("segment_length", "segments_per_policy", "n_train", "n_test", "epochs", "batch_size"):
@@ -121,6 +132,10 @@ class FixedPairsConfig:
                 raise ValueError(f"pairs.{name}={getattr(self, name)!r} must be >= 1")
         if self.gait_policies < 0:
             raise ValueError(f"pairs.gait_policies={self.gait_policies} must be >= 0")
+        if self.n_val < 0:
+            raise ValueError(f"pairs.n_val={self.n_val!r} must be >= 0")
+        if self.selection not in ("noisy", "oracle"):
+            raise ValueError(f"pairs.selection={self.selection!r} is invalid; valid: noisy, oracle")
 
 
 @dataclass
@@ -357,7 +372,7 @@ def gait_policy(rng: np.random.Generator, low: np.ndarray, high: np.ndarray):
     return act
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=32)
 def diverse_segments(env_id: str, seed: int, segment_length: int, per_policy: int, gaits: int):
     """Segments of a random policy and ``gaits`` periodic policies (same arguments, same segments).
 
@@ -396,11 +411,78 @@ def diverse_segments(env_id: str, seed: int, segment_length: int, per_policy: in
     return SegmentSet.concatenate(parts)
 
 
+RANKING_POLICIES = ("zero", "noisy-zero", "sine-slow", "sine-fast")
+"""Scripted policies of ``aligngym.rewards.pairs`` ranked beside the random policy and the seed's gaits."""
+RANKING_EPISODES = 2
+EPIC_GAMMA = 0.99
+
+
+@functools.lru_cache(maxsize=32)
+def quality_reference(env_id: str, seed: int, segment_length: int, per_policy: int, gaits: int):
+    """What the reward-quality metrics compare a learned reward with, per (env, seed) and cached per process.
+
+    An EPIC sample from the seed's segments with its canonical TRUE rewards (None where the simulator
+    cannot evaluate the true reward off-trajectory), and whole-episode rollouts of a fixed policy set:
+    uniform random, the seed's gaits (the same parameters as the segments' gaits) and the scripted
+    policies of ``RANKING_POLICIES``.
+    """
+    import gymnasium as gym
+
+    from aligngym.rewards.pairs import scripted_policy
+    from aligngym.rewards.reward_quality import (
+        canonical_rewards,
+        collect_policy_rollouts,
+        epic_sample_from_segments,
+        simulator_reward,
+    )
+
+    segments = diverse_segments(env_id, seed, segment_length, per_policy, gaits)
+    sample = epic_sample_from_segments(
+        segments.obs, segments.actions, chain_length=min(8, segment_length - 1), seed=seed
+    )
+    try:
+        true_canonical = canonical_rewards(simulator_reward(env_id), sample, EPIC_GAMMA)
+    except ValueError as exc:
+        log.warning("no EPIC distance for %s: %s", env_id, exc)
+        true_canonical = None
+    space = gym.make(env_id).action_space
+    space.seed(seed)  # the random policy samples from it
+    rng = np.random.default_rng([seed, 11])  # as in diverse_segments: the same gait parameters
+    policies = {
+        "random": scripted_policy("random", space, seed),
+        **{f"gait{i}": gait_policy(rng, space.low, space.high) for i in range(gaits)},
+        **{name: scripted_policy(name, space, seed + i) for i, name in enumerate(RANKING_POLICIES)},
+    }
+    rollouts = collect_policy_rollouts(env_id, policies, RANKING_EPISODES, seed=seed)
+    return sample, true_canonical, rollouts
+
+
+def reward_quality_metrics(
+    env_id: str, net: Any, test: Any, seed: int, config: FixedPairsConfig
+) -> dict[str, Any]:
+    """EPIC distance to the true reward, policy-ranking Kendall tau, ECE and the binned gap curve of a net."""
+    from aligngym.rewards.reward_quality import epic_distance, policy_ranking, preference_quality
+
+    sample, true_canonical, rollouts = quality_reference(
+        env_id, seed, config.segment_length, config.segments_per_policy, config.gait_policies
+    )
+    reward_fn = net.as_reward_fn()
+    returns = net.segment_returns(test.segments.obs, test.segments.actions).double().numpy()
+    learned_gap = returns[test.first] - returns[test.second]
+    return {
+        "epic": epic_distance(true_canonical, reward_fn, sample, EPIC_GAMMA)
+        if true_canonical is not None
+        else None,
+        "policy_tau": policy_ranking(rollouts.learned_returns(reward_fn), rollouts.true_returns()),
+        **preference_quality(learned_gap, test.true_gap, test.oracle),
+    }
+
+
 def fixed_pairs_metrics(
     env_id: str, loss: LossSpec, teacher: Any, config: FixedPairsConfig, seed: int
 ) -> dict[str, float]:
     """Phase 1: fit on noisy training pairs for a fixed number of epochs, score on clean test pairs."""
-    from aligngym.rewards.fitting import FitConfig, fit_reward
+    from aligngym.rewards.fitting import FitConfig, evaluate_reward, fit_reward
     from aligngym.rewards.pairs import PairConfig, make_pair_split
     from aligngym.rewards.reward_nets import RewardNet
 
@@ -409,9 +491,9 @@ def fixed_pairs_metrics(
     )
     pair_config = PairConfig(
         n_train=config.n_train,
-        n_val=0,
+        n_val=config.n_val,
         n_test=config.n_test,
-        val_fraction=0.0,
+        val_fraction=config.val_fraction if config.n_val else 0.0,
         test_fraction=config.test_fraction,
     )
     split = make_pair_split(segments, pair_config, teacher, seed=seed)
@@ -424,11 +506,16 @@ def fixed_pairs_metrics(
         batch_size=config.batch_size,
         lr=config.lr,
         patience=None,
+        selection=config.selection,
         seed=seed,
     )
-    result = fit_reward(net, split.train, None, fit, split.test)
-    test, train = result.test_metrics, result.train_metrics
+    result = fit_reward(net, split.train, split.val, fit)  # no per-epoch test scores: a third of the time
+    test, train = evaluate_reward(net, split.test), result.train_metrics
+    quality = reward_quality_metrics(env_id, net, split.test, seed, config) if config.quality else {}
     return {
+        **quality,
+        "best_epoch": result.best_epoch,
+        "selection": config.selection if config.n_val else "last-epoch",
         "clean_accuracy": test["accuracy"],
         "hard_accuracy": test["accuracy_hardest_quarter"],
         "spearman": test["spearman"],

@@ -203,3 +203,30 @@ def test_policy_rollouts_rank_policies_perfectly_under_the_true_reward() -> None
     assert policy_ranking(learned, true) == pytest.approx(1.0)
     reversed_order = rollouts.learned_returns(lambda o, a, n: -simulator_reward("HalfCheetah-v5")(o, a, n))
     assert policy_ranking(reversed_order, true) == pytest.approx(-1.0)
+
+
+def test_a_fixed_pairs_cell_reports_the_reward_quality_metrics_reproducibly() -> None:
+    import torch
+
+    from aligngym.rewards.losses import LossSpec
+    from aligngym.rewards.teachers import make_teacher
+    from aligngym.runs.reward_benchmark import FixedPairsConfig, fixed_pairs_metrics, quality_reference
+
+    torch.set_num_threads(1)
+    config = FixedPairsConfig(
+        segment_length=10, segments_per_policy=20, gait_policies=2, n_train=120, n_val=40, n_test=60, epochs=2
+    )
+    runs = [
+        fixed_pairs_metrics("HalfCheetah-v5", LossSpec("rime"), make_teacher("mistake", 0.2), config, 0)
+        for _ in range(2)
+    ]
+    out = runs[0]
+    assert 0.0 <= out["epic"] <= 1.0 and -1.0 <= out["policy_tau"] <= 1.0 and 0.0 <= out["ece"] <= 1.0
+    assert len(out["gap_curve"]) == 5 and out["gap_ratio"] > 0
+    assert out["selection"] == "noisy" and out["best_epoch"] in (1, 2)
+    assert 0.0 <= out["flagged_fraction"] <= 1.0
+    assert {k: v for k, v in runs[1].items() if k != "fit_seconds"} == {
+        k: v for k, v in out.items() if k != "fit_seconds"
+    }
+    # the fixed policy set: random, the seed's 2 gaits, 4 scripted policies
+    assert len(quality_reference("HalfCheetah-v5", 0, 10, 20, 2)[2].names) == 7
