@@ -63,6 +63,7 @@ def run_robustness(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     out = args.out or DEFAULT_ROOT / recipe.name
     try:
+        saved = saved_cells(recipe, out)
         run_benchmark(
             recipe,
             out,
@@ -74,7 +75,29 @@ def run_robustness(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if saved:
+        print(
+            f"{saved} of {saved} cells already done in {out}, showing saved results "
+            "(another --out, or delete the folder, for fresh numbers)"
+        )
     return _print_report(out, args.publish, f"reward_robustness_{recipe.name}")
+
+
+def saved_cells(recipe, out: Path) -> int:
+    """The number of cells when every reference and grid cell of ``recipe`` is finished in ``out``, else 0."""
+    from aligngym.runs.reward_benchmark import (
+        REFERENCES_FILE,
+        grid_cells,
+        reference_cells,
+        references_by_cell,
+    )
+    from aligngym.runs.sweep import RESULTS_FILE, pending_cells
+
+    references, todo = pending_cells(reference_cells(recipe), out / REFERENCES_FILE)
+    if todo:
+        return 0
+    done, todo = pending_cells(grid_cells(recipe, references_by_cell(references)), out / RESULTS_FILE)
+    return 0 if todo or not done else len(done)
 
 
 def command_line(args: argparse.Namespace, out: Path) -> list[str]:
@@ -153,22 +176,19 @@ def report_header(out: Path) -> str:
 def _print_report(out: Path, publish: Path | None, stem: str) -> int:
     from rich.console import Console
 
-    from aligngym.runs.reports import render_report, rich_table
+    from aligngym.runs.reports import render_report
 
     methods = [m["name"] for m in _recipe(out).get("methods", [])]
     scores = _recipe(out).get("published") or {}
     report = render_report(out, header=report_header(out), method_order=methods, published=scores)
-    console = Console(width=max(180, shutil.get_terminal_size((180, 40)).columns))
-    console.print(
-        rich_table(
-            report.summaries,
-            title=f"reward robustness: {out}  (IQM over seeds; the markdown file has 95 % CIs, every column)",
-        )
-    )
+    console = Console()  # the terminal's width (COLUMNS, or 80 when not a terminal)
+    title = f"reward robustness: {out}  (IQM over seeds; the markdown file has 95 % CIs, every column)"
+    for table in fitting_tables(console.width, report.summaries, title):
+        console.print(table)
     if report.deltas:
-        console.print(
-            rich_table(report.deltas, title="paired difference to bt (same seed, same labels)", signed=True)
-        )
+        title = "paired difference to bt (same seed, same labels)"
+        for table in fitting_tables(console.width, report.deltas, title, signed=True):
+            console.print(table)
     for line in report.verdict:
         console.print(f"policy return: {line}")
     if publish is not None:
@@ -184,6 +204,36 @@ def _print_report(out: Path, publish: Path | None, stem: str) -> int:
         console.print(f"published: {published.markdown}, {published.csv}, {published.png}")
     console.print(f"table: {report.markdown}\ncsv:   {report.csv}\nplot:  {report.png}")
     return 0
+
+
+def fitting_tables(width: int, summaries, title: str, signed: bool = False) -> list:
+    """The summary table, or its metric columns split over as few tables as fit ``width`` (no cell cut)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    from aligngym.runs.reports import TERMINAL_METRICS, rich_table
+
+    measure = Console(width=10_000)
+
+    def fits(metrics: list[str]) -> bool:
+        table = rich_table(summaries, title, signed, metrics=metrics)
+        return Measurement.get(measure, measure.options, table).maximum <= width
+
+    chunks: list[list[str]] = [[]]
+    for metric in TERMINAL_METRICS:  # greedy: a new table when the next column would not fit
+        if chunks[-1] and not fits([*chunks[-1], metric]):
+            chunks.append([])
+        chunks[-1].append(metric)
+    if len(chunks) == 1:
+        return [rich_table(summaries, title, signed)]
+    size = -(-len(TERMINAL_METRICS) // len(chunks))  # as many tables, columns spread evenly, if that fits
+    even = [list(TERMINAL_METRICS[i : i + size]) for i in range(0, len(TERMINAL_METRICS), size)]
+    if len(even) == len(chunks) and all(fits(chunk) for chunk in even):
+        chunks = even
+    return [
+        rich_table(summaries, f"{title} (columns {i}/{len(chunks)})", signed, metrics=chunk)
+        for i, chunk in enumerate(chunks, start=1)
+    ]
 
 
 COMMANDS = {
