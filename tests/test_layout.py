@@ -55,31 +55,35 @@ def test_top_level_names_are_the_subpackages_objects() -> None:
     assert (TensorActorCriticPolicy, TemperedSAC, ReActAgent) == (defined_policy, defined_sac, defined_agent)
 
 
-def _imported_after(statement: str) -> list[str]:
-    """Which of LLM_MODULES a fresh interpreter has imported after ``statement``."""
-    code = f"import sys\n{statement}\nprint(' '.join(m for m in {LLM_MODULES!r} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    return out.stdout.split()
+def _loaded_after(statements: list[str]) -> list[tuple[str, list[str]]]:
+    """Run ``statements`` one after the other in ONE fresh interpreter; after each, which of LLM_MODULES
+    it has imported so far (one interpreter start instead of one per statement: torch loads slowly)."""
+    lines = ["import sys"]
+    for statement in statements:
+        lines += [statement, f"print(' '.join(m for m in {LLM_MODULES!r} if m in sys.modules) + '|')"]
+    out = subprocess.run(
+        [sys.executable, "-c", "\n".join(lines)], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    loaded = [line.rstrip("|").split() for line in out.stdout.splitlines() if line.endswith("|")]
+    return list(zip(statements, loaded, strict=True))
 
 
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "import aligngym",
-        "import aligngym.agents, aligngym.agents.tensor, aligngym.agents.adversarial, aligngym.agents.react",
-        "import aligngym.rewards, aligngym.envs, aligngym.envs.text, aligngym.alignment, aligngym.runs",
-        "from aligngym.agents import TensorActorCriticPolicy, RARLConfig, PreferenceRLConfig, SB3Config",
-        "from aligngym.rewards import fit_reward, LossSpec, make_teacher, RewardNet",
-        "from aligngym.envs.text import TextGenerationEnv",
-    ],
-)
-def test_importing_control_code_pulls_no_llm_dependency(statement: str) -> None:
-    assert _imported_after(statement) == []
+CONTROL_IMPORTS = [
+    "import aligngym",
+    "import aligngym.agents, aligngym.agents.tensor, aligngym.agents.adversarial, aligngym.agents.react",
+    "import aligngym.rewards, aligngym.envs, aligngym.envs.text, aligngym.alignment, aligngym.runs",
+    "from aligngym.agents import TensorActorCriticPolicy, RARLConfig, PreferenceRLConfig, SB3Config",
+    "from aligngym.rewards import fit_reward, LossSpec, make_teacher, RewardNet",
+    "from aligngym.envs.text import TextGenerationEnv",
+]
 
 
-def test_llm_names_still_load_their_dependencies() -> None:
-    """The check above can fail: an LLM name does import transformers."""
-    assert "transformers" in _imported_after("from aligngym.agents import ReActAgent")
+def test_importing_packages_and_control_code_pulls_no_llm_dependency() -> None:
+    """Control users need no transformers: no package import and no control name loads an LLM library;
+    the last statement shows that the check can fail (an LLM name does load transformers)."""
+    results = _loaded_after([*CONTROL_IMPORTS, "from aligngym.agents import ReActAgent"])
+    assert results[:-1] == [(statement, []) for statement in CONTROL_IMPORTS]
+    assert "transformers" in results[-1][1]
 
 
 def _aligngym_imports(path: Path) -> list[tuple[int, str]]:
