@@ -11,7 +11,8 @@ enough to train a policy), so a fixed-pairs benchmark also measures:
   that differ by potential shaping and positive scaling, 1 for ``R`` vs ``-R``, and bounds regret.
   ``epic_distance_tabular`` is the exact form on a finite MDP; ``canonical_rewards`` the sample form
   (Gleave et al.'s sample canonicalisation) for continuous spaces.
-- **Policy ranking**: Kendall tau between the learned and the true returns of a fixed set of policies.
+- **Policy ranking**: Kendall tau between the learned and the true values of a fixed set of policies
+  (returns, or mean rewards per step where episode lengths differ: see ``PolicyRollouts``).
 - **Expected calibration error** of the predicted preference ``sigmoid(learned gap)`` against clean
   labels (10 equal-width confidence bins, the usual binary ECE).
 - **Binned gap curve**: mean |learned gap| per quantile bin of |true gap|, divided by the overall mean
@@ -280,6 +281,25 @@ class PolicyRollouts:
         """Mean episode return per policy under ``reward_fn`` (one batched call per episode)."""
         return np.array(
             [np.mean([np.sum(reward_fn(obs, act, obs)) for obs, act, _ in eps]) for eps in self.episodes]
+        )
+
+    def true_step_means(self) -> np.ndarray:
+        """Mean true reward per step of each policy (over all its steps), shape [policies]."""
+        return np.array([np.concatenate([rew for _, _, rew in eps]).mean() for eps in self.episodes])
+
+    def learned_step_means(self, reward_fn: RewardFn) -> np.ndarray:
+        """Mean reward per step of each policy under ``reward_fn``.
+
+        Rank by this, not by the return, when episode lengths differ (Hopper falls): preferences between
+        equal-length segments leave the learned reward's constant offset unidentified, and that offset
+        times the episode length would decide a return ranking. With a fixed episode length
+        (HalfCheetah's 1000 steps) both rankings are the same.
+        """
+        return np.array(
+            [
+                np.concatenate([reward_fn(obs, act, obs) for obs, act, _ in eps]).mean()
+                for eps in self.episodes
+            ]
         )
 
 

@@ -473,7 +473,9 @@ def reward_quality_metrics(
         "epic": epic_distance(true_canonical, reward_fn, sample, EPIC_GAMMA)
         if true_canonical is not None
         else None,
-        "policy_tau": policy_ranking(rollouts.learned_returns(reward_fn), rollouts.true_returns()),
+        # mean reward per step, not the return: the learned constant offset is unidentified (see
+        # PolicyRollouts.learned_step_means); for HalfCheetah's fixed-length episodes the same ranking
+        "policy_tau": policy_ranking(rollouts.learned_step_means(reward_fn), rollouts.true_step_means()),
         **preference_quality(learned_gap, test.true_gap, test.oracle),
     }
 

@@ -230,3 +230,26 @@ def test_a_fixed_pairs_cell_reports_the_reward_quality_metrics_reproducibly() ->
     }
     # the fixed policy set: random, the seed's 2 gaits, 4 scripted policies
     assert len(quality_reference("HalfCheetah-v5", 0, 10, 20, 2)[2].names) == 7
+
+
+def test_step_mean_ranking_ignores_the_constant_that_preferences_leave_free() -> None:
+    from aligngym.rewards.reward_quality import PolicyRollouts
+
+    def episode(rewards: list[float]):
+        n = len(rewards)
+        return (np.zeros((n, 1), np.float32), np.zeros((n, 1), np.float32), np.asarray(rewards))
+
+    # three policies: short episodes of high reward, a long one of low reward, a middle one
+    rollouts = PolicyRollouts(
+        ("short-good", "long-poor", "mid"),
+        ((episode([2.0] * 5),), (episode([0.5] * 100),), (episode([1.0] * 20),)),
+    )
+    true = rollouts.true_step_means()
+    np.testing.assert_allclose(true, [2.0, 0.5, 1.0])
+    shift = lambda offset: lambda o, a, n: np.full(len(o), offset)
+    # the true reward plus a constant: step means keep the order, returns do not
+    lookup = {5: 2.0, 100: 0.5, 20: 1.0}
+    plus_constant = lambda o, a, n: np.full(len(o), lookup[len(o)] - 3.0)
+    assert policy_ranking(rollouts.learned_step_means(plus_constant), true) == pytest.approx(1.0)
+    assert policy_ranking(rollouts.learned_returns(plus_constant), rollouts.true_returns()) < 1.0
+    assert math.isnan(policy_ranking(rollouts.learned_step_means(shift(1.0)), true))
