@@ -7,6 +7,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from aligngym import envs  # noqa: E402,F401  (registers the env ids)
+from aligngym import envs  # registers the env ids
 
 __all__ = ["__version__", "envs"]

@@ -16,8 +16,8 @@ os.environ["RAY_TMPDIR"] = os.path.join(_SCRATCH, "ray")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 # One intra-op thread: on a loaded 2-core machine torch's default threads make small models crawl.
 torch.set_num_threads(1)

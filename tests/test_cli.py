@@ -16,7 +16,7 @@ SCRIPT = shutil.which("aligngym", path=os.path.dirname(sys.executable)) or "alig
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -63,7 +63,9 @@ def test_each_subcommand_has_help(sub):
 
 
 def test_python_dash_m_matches_console_script():
-    result = subprocess.run([sys.executable, "-m", "aligngym", "--version"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "aligngym", "--version"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0
     assert result.stdout.startswith("aligngym ")
 
@@ -132,5 +134,7 @@ def test_train_writes_a_complete_run_folder(tmp_path):
 
 def test_import_from_outside_the_repo(tmp_path):
     code = "import aligngym, gymnasium as gym; print(aligngym.__version__, sorted(gym.registry)[0])"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
     assert result.returncode == 0, result.stderr

@@ -11,10 +11,9 @@ from aligngym.files import atomic_path, atomic_write_json
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     target = tmp_path / "state.json"
     atomic_write_json(target, {"step": 1})
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("torn")
-            raise RuntimeError("killed mid-write")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("torn")
+        raise RuntimeError("killed mid-write")
     assert target.read_text().strip().startswith("{")
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
 

@@ -22,7 +22,7 @@ class Example:
     steps: int = 10
     mode: Literal["a", "b"] = "a"
     tags: list[str] = field(default_factory=list)
-    maybe: Optional[int] = None
+    maybe: Optional[int] = None  # noqa: UP045  (typing.Optional on purpose: coerce handles typing.Union too)
     inner: Inner = field(default_factory=Inner)
 
 
@@ -32,7 +32,7 @@ def test_coerce_accepts_int_for_float_and_rejects_bool_for_int():
         coerce(True, int, "steps")
     with pytest.raises(UsageError, match="valid choices: a, b"):
         coerce("c", Literal["a", "b"], "mode")
-    assert coerce(None, Optional[int], "maybe") is None
+    assert coerce(None, Optional[int], "maybe") is None  # noqa: UP045  (typing.Union, see Example)
     assert coerce([1, 2], tuple[int, ...], "t") == (1, 2)
     with pytest.raises(UsageError, match=r"tags\[1\]"):
         coerce(["x", 2], list[str], "tags")
