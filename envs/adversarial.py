@@ -10,7 +10,6 @@ InvertedPendulum, x and y for Swimmer (which swims in the horizontal plane); Ant
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -20,6 +19,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
+from aligngym.entry_points import load_entry_point
 from aligngym.envs.perturbations import PERTURBATION_KEYS, NominalModel, Perturbation
 
 Policy = Callable[[Any], Any]
@@ -81,7 +81,10 @@ class AdversarialForceEnv(gym.Env, EzPickle):
         **task_kwargs: passed to the Gymnasium MuJoCo env (``reset_noise_scale``, ``xml_file``, ...).
 
     ``action["adversary"] = None`` applies no force (what :class:`ProtagonistView` sends without an
-    adversary; cheaper than a zero array). ``reset(options=...)`` accepts the perturbation keys of :class:`~aligngym.envs.perturbations.Perturbation`
+    adversary; cheaper than a zero array). A non-finite action of either player raises ValueError (the
+    Gymnasium convention is to trust actions, but NaN forces freeze the simulation silently while the
+    protagonist keeps its reward). A reset whose perturbation fails (an unknown body) raises and leaves the
+    model and ``perturbation`` of the episode before. ``reset(options=...)`` accepts the perturbation keys of :class:`~aligngym.envs.perturbations.Perturbation`
     (``mass_scale``, ``mass_bodies``, ``friction_scale``, ``gravity_scale``, ``gear_scale``) for that
     episode; the next reset restores the nominal model.
 
@@ -115,8 +118,7 @@ class AdversarialForceEnv(gym.Env, EzPickle):
             raise ValueError("bodies must name at least one body")
         if not np.isfinite(force_bound) or force_bound <= 0:
             raise ValueError(f"force_bound={force_bound!r} must be a positive finite number")
-        module, _, attr = defaults.entry_point.partition(":")
-        self.mujoco_env: gym.Env = getattr(importlib.import_module(module), attr)(
+        self.mujoco_env: gym.Env = load_entry_point(defaults.entry_point)(
             render_mode=render_mode, **task_kwargs
         )
         self.task = task
@@ -164,6 +166,8 @@ class AdversarialForceEnv(gym.Env, EzPickle):
             force = np.asarray(force)
             if force.shape != self._force.shape:
                 raise ValueError(f"adversary action has shape {force.shape}; expected {self._force.shape}")
+            if not np.isfinite(force).all():  # np.minimum/maximum keep NaN: the physics would freeze
+                raise ValueError(f"adversary action {force.tolist()} is not finite")
             # np.clip costs more than the two ufuncs on arrays this small.
             np.minimum(
                 np.maximum(force, -self.force_bound, out=self._force), self.force_bound, out=self._force
@@ -173,7 +177,10 @@ class AdversarialForceEnv(gym.Env, EzPickle):
         elif self._pushing:
             self._xfrc[self._xfrc_index] = 0.0
             self._pushing = False
-        obs, reward, terminated, truncated, info = self.mujoco_env.step(action["protagonist"])
+        protagonist = np.asarray(action["protagonist"])
+        if not np.isfinite(protagonist).all():  # MuJoCo would reset the state and warn, the episode goes on
+            raise ValueError(f"protagonist action {protagonist.tolist()} is not finite")
+        obs, reward, terminated, truncated, info = self.mujoco_env.step(protagonist)
         info["adversary_reward"] = -reward
         return obs, reward, terminated, truncated, info
 

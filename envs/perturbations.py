@@ -23,6 +23,9 @@ from aligngym.files import atomic_path, atomic_write_text
 logger = logging.getLogger(__name__)
 
 PERTURBATION_KEYS = ("mass_scale", "mass_bodies", "friction_scale", "gravity_scale", "gear_scale")
+MAX_SCALE = 100.0
+"""Upper bound of every scale factor: beyond 100x nothing of the task is left to measure, and factors
+like 1e300 overflow the physics into inf/NaN states that would silently end every episode."""
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,11 @@ class Perturbation:
             value = getattr(self, name)
             if not isinstance(value, (int, float, np.floating, np.integer)) or not np.isfinite(value):
                 raise ValueError(f"{name}={value!r} must be a finite number")
-            if value < low or (strict and value == low):
+            if value < low or (strict and value == low) or value > MAX_SCALE:
                 bound = "> 0" if strict else ">= 0"
-                raise ValueError(f"{name}={value!r} must be {bound}")
+                raise ValueError(f"{name}={value!r} must be {bound} and <= {MAX_SCALE:g}")
+        if not all(isinstance(name, str) for name in self.mass_bodies):
+            raise ValueError(f"mass_bodies={self.mass_bodies!r} must be body names")
 
     @property
     def is_nominal(self) -> bool:
@@ -105,17 +110,23 @@ class NominalModel:
         return float(self.body_mass[self.body_id(body)])
 
     def apply(self, perturbation: Perturbation) -> None:
-        """Restore the nominal model, then scale it (a no-op while nominal and never perturbed)."""
+        """Restore the nominal model, then scale it (a no-op while nominal and never perturbed); an unknown
+        body raises ValueError before the model changes."""
         if perturbation.is_nominal and not self._perturbed:
             return
+        # Look the bodies up before touching the model: an unknown name leaves it as it was.
+        ids = (
+            [self.body_id(name) for name in perturbation.mass_bodies]
+            if perturbation.mass_scale != 1.0
+            else []
+        )
         model = self.model
         model.body_mass[:] = self.body_mass
         model.body_inertia[:] = self.body_inertia
         model.geom_friction[:] = self.geom_friction
         model.opt.gravity[:] = self.gravity
         model.actuator_gear[:] = self.actuator_gear
-        if perturbation.mass_scale != 1.0:
-            ids = [self.body_id(name) for name in perturbation.mass_bodies]
+        if ids:
             model.body_mass[ids] *= perturbation.mass_scale
             model.body_inertia[ids] *= perturbation.mass_scale
         model.geom_friction[:] *= perturbation.friction_scale

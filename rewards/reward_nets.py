@@ -2,7 +2,14 @@
 
 The papers' control reward model is a 2x64 MLP; an ensemble runs all members in one batched matmul
 per layer (weights [E, in, out]) and its reward is the members' mean. Saved as safetensors with the
-architecture in the file's metadata, so ``load_reward_net(path)`` needs nothing else.
+architecture and a SHA-256 of the weights in the file's metadata, so ``load_reward_net(path)`` needs nothing
+else and refuses an altered file: sizes are checked against ``MAX_PARAMETERS`` and the file's own tensor
+shapes before anything is allocated, then the checksum and that every weight is finite.
+
+Like the Hub's models, ``net.save_pretrained(folder)`` writes ``model.safetensors`` + ``config.json``,
+``RewardNet.from_pretrained(folder_or_file_or_repo_id)`` reads them back (a single ``.safetensors`` file
+of ``save_reward_net`` too) and ``net.push_to_hub(repo_id)`` uploads (huggingface_hub's
+``PyTorchModelHubMixin``).
 
 Example:
     >>> import torch
@@ -13,21 +20,30 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from huggingface_hub import PyTorchModelHubMixin
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from aligngym.files import atomic_save
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
+MAX_PARAMETERS = 50_000_000
+"""Largest reward net built or loaded (200 MB of float32): the papers' nets have ~10^4 parameters, and a
+file's header is checked against this before its sizes are trusted."""
+WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,24 @@ class RewardNetConfig:
             raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
         if self.ensemble_size < 1:
             raise ValueError(f"ensemble_size={self.ensemble_size} must be >= 1")
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise ValueError(
+                f"a reward net of obs_dim={self.obs_dim}, act_dim={self.act_dim}, hidden={self.hidden}, "
+                f"ensemble_size={self.ensemble_size} has {self.parameter_count():,} parameters; "
+                f"at most {MAX_PARAMETERS:,}"
+            )
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The state dict's tensor shapes (names as ``RewardNet.state_dict()``), computed without building it."""
+        widths = (self.input_dim, *self.hidden, 1)
+        shapes = {}
+        for index, (width_in, width_out) in enumerate(itertools.pairwise(widths)):
+            shapes[f"body.{2 * index}.weight"] = (self.ensemble_size, width_in, width_out)
+            shapes[f"body.{2 * index}.bias"] = (self.ensemble_size, 1, width_out)
+        return shapes
+
+    def parameter_count(self) -> int:
+        return sum(math.prod(shape) for shape in self.tensor_shapes().values())
 
     @property
     def input_dim(self) -> int:
@@ -75,7 +109,12 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
-class RewardNet(nn.Module):
+class RewardNet(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="aligngym",
+    tags=["reward-model", "preference-learning"],
+):
     """MLP reward over concatenated (obs, action); ``forward`` returns the ensemble-mean reward per row."""
 
     def __init__(
@@ -149,24 +188,80 @@ class RewardNet(nn.Module):
 
         return reward_fn
 
+    # -- the Hub's interface (PyTorchModelHubMixin): our checked file format inside its folder layout ------
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_reward_net(self, Path(save_directory) / WEIGHTS_NAME)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> RewardNet:
+        """A folder of ``save_pretrained``, a ``.safetensors`` file of ``save_reward_net``, or a Hub repo id."""
+        if Path(pretrained_model_name_or_path).is_file():
+            return load_reward_net(pretrained_model_name_or_path)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, **kwargs: Any) -> RewardNet:
+        """Load ``model.safetensors`` (its own metadata holds the architecture; config.json is for readers)."""
+        if Path(model_id).is_dir():
+            return load_reward_net(Path(model_id) / WEIGHTS_NAME)
+        from huggingface_hub import hf_hub_download
+
+        hub_kwargs = ("revision", "cache_dir", "force_download", "local_files_only", "token")
+        path = hf_hub_download(model_id, WEIGHTS_NAME, **{k: kwargs[k] for k in hub_kwargs if k in kwargs})
+        return load_reward_net(path)
+
+
+def _checksum(tensors: dict[str, Tensor]) -> str:
+    """SHA-256 over the tensors' names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
 
 def save_reward_net(net: RewardNet, path: str | os.PathLike) -> None:
-    """Write the weights as safetensors, with the architecture as JSON metadata (atomic)."""
-    metadata = {"aligngym_reward_net": json.dumps(asdict(net.config))}
+    """Write the weights as safetensors, with the architecture and their checksum as metadata (atomic)."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    metadata = {"aligngym_reward_net": json.dumps(asdict(net.config)), "aligngym_sha256": _checksum(tensors)}
     atomic_save(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def load_reward_net(path: str | os.PathLike) -> RewardNet:
-    """Read a reward net written by ``save_reward_net``; a file without our metadata is rejected."""
+    """Read a reward net written by ``save_reward_net``, checking it before trusting it.
+
+    ValueError for a file that is not ours, an architecture over ``MAX_PARAMETERS`` or unlike the file's
+    tensors (checked before allocating), a checksum mismatch (files from before checksums: none to check),
+    or non-finite weights.
+    """
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
+    where = repr(os.fspath(path))
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"{where} is not a readable safetensors file ({exc})") from None
     if "aligngym_reward_net" not in metadata:
-        raise ValueError(f"{os.fspath(path)!r} is not a saved aligngym reward net (no architecture metadata)")
-    fields = json.loads(metadata["aligngym_reward_net"])
-    fields["hidden"] = tuple(fields["hidden"])
-    net = RewardNet(config=RewardNetConfig(**fields))
-    net.load_state_dict(load_file(str(path)))
+        raise ValueError(f"{where} is not a saved aligngym reward net (no architecture metadata)")
+    try:
+        fields = json.loads(metadata["aligngym_reward_net"])
+        fields["hidden"] = tuple(fields["hidden"])
+        config = RewardNetConfig(**fields)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: the architecture metadata is invalid ({exc})") from None
+    expected = config.tensor_shapes()
+    if shapes != expected:
+        raise ValueError(f"{where}: tensors {shapes} do not match the architecture's {expected}")
+    state = load_file(str(path))
+    if "aligngym_sha256" in metadata and metadata["aligngym_sha256"] != _checksum(state):
+        raise ValueError(f"{where}: the weights do not match their checksum (the file is altered or damaged)")
+    for name, tensor in state.items():
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"{where}: tensor {name!r} holds non-finite values")
+    net = RewardNet(config=config)
+    net.load_state_dict(state)
     return net

@@ -158,13 +158,13 @@ def report_header(out: Path) -> str:
         ]
     references = out / "references.jsonl"
     if references.is_file():
-        from aligngym.runs.sweep import read_rows
+        from aligngym.runs.sweep import finished_rows, read_rows
 
         lines.append(
             "References per seed (true return; normalised return = (R - random) / (true-reward RL - random)):"
         )
         lines.append("")
-        for row in sorted(read_rows(references), key=lambda r: (r["env"], r["seed"])):
+        for row in sorted(finished_rows(read_rows(references)), key=lambda r: (r["env"], r["seed"])):
             lines.append(
                 f"- {row['env']} seed {row['seed']}: random {row['random_return']:.1f}, "
                 f"same RL on the true reward {row['true_rl_return']:.1f}"

@@ -16,7 +16,7 @@ from typing import NoReturn
 from aligngym.extras import missing_extra
 from aligngym.runs.bench.registry import COMMANDS as BENCHMARK_COMMANDS
 from aligngym.runs.benchmark import COMMANDS as REWARD_ROBUSTNESS_COMMANDS
-from aligngym.runs.errors import UsageError
+from aligngym.runs.errors import SweepError, UsageError
 from aligngym.runs.evaluation import COMMANDS as EVALUATION_COMMANDS
 
 # Subcommand groups: name -> (help, add_arguments, run); run(args) -> exit code. Their modules import argparse only.
@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"aligngym: error: {exc}", file=sys.stderr)
         return 2
+    except SweepError as exc:  # some cells failed; their error rows and every other row are on disk
+        print(f"aligngym: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("aligngym: interrupted", file=sys.stderr)
         return 130

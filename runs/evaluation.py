@@ -23,14 +23,12 @@ def _robustness_arguments(parser: argparse.ArgumentParser) -> None:
 def _robustness(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import yaml
-
-    from aligngym.runs.recipes import recipe_from_dict
+    from aligngym.runs.recipes import read_yaml, recipe_from_dict
 
     config_path = args.run_dir / "config.yaml"
     if not config_path.is_file():
         raise UsageError(f"{str(args.run_dir)!r} is not a run folder (no config.yaml)")
-    recipe = recipe_from_dict(yaml.safe_load(config_path.read_text()), source=str(config_path))
+    recipe = recipe_from_dict(read_yaml(config_path, "run config"), source=str(config_path))
     if recipe.job not in ("rarl", "qarl", "adversarial-baseline"):
         raise UsageError(
             f"{str(args.run_dir)!r} is a {recipe.job!r} run; valid jobs: adversarial-baseline, qarl, rarl"
@@ -53,7 +51,7 @@ def _robustness(args: argparse.Namespace) -> int:
 
     try:
         results = evaluate_run(recipe.config, recipe.seed, args.run_dir, evaluation)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:  # no weights, or weights for another model / altered
         raise UsageError(str(exc)) from None
     for key, value in results.items():
         print(f"{key}: {value:.2f}" if isinstance(value, float) else f"{key}: {value}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import yaml
 
 from aligngym.files import atomic_write_json, atomic_write_text
+from aligngym.runs.errors import UsageError
 
 DEFAULT_ROOT = Path("results")
 PROVENANCE_PACKAGES = ("aligngym", "torch", "gymnasium", "mujoco", "stable-baselines3", "trl", "transformers")
@@ -25,8 +27,32 @@ def run_folder_name(job: str, name: str, seed: int, timestamp: float | None = No
     return f"{job}__{name}__{seed}__{stamp}"
 
 
+def check_writable_folder(folder: str | Path, what: str = "--out") -> None:
+    """UsageError unless ``folder`` is a writable folder or could be made as one; leaves nothing behind.
+
+    Checked before any run starts: ``--out`` naming a file, or a read-only place, fails with one line
+    instead of a traceback after minutes of work.
+    """
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: mkdir would fail
+            raise UsageError(f"{what} {str(folder)!r}: {str(existing)!r} is a broken symbolic link")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{what} {str(folder)!r}: {str(existing)!r} is a file, not a folder")
+    try:  # a probe file, removed at once: os.access says yes to root even on read-only places like /proc
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"{what} {str(folder)!r}: {str(existing)!r} is not writable (creating a file there fails: {exc.strerror})"
+        ) from None
+
+
 def create_run_folder(root: str | Path, job: str, name: str, seed: int) -> Path:
     """Make a new, unique run folder under ``root``."""
+    check_writable_folder(root)
     base = Path(root) / run_folder_name(job, name, seed)
     path, n = base, 1
     while path.exists():
@@ -48,6 +74,7 @@ def git_commit(cwd: Path | None = None) -> str | None:
             cwd=where,
             capture_output=True,
             text=True,
+            check=False,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None

@@ -6,11 +6,11 @@ a summary of scalar results (also written to ``summary.json`` in the run folder)
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aligngym.entry_points import load_entry_point
 from aligngym.runs.errors import UsageError
 
 
@@ -24,15 +24,10 @@ class Job:
     description: str
 
     def config_class(self) -> type:
-        return _load(self.config)
+        return load_entry_point(self.config)
 
     def run_function(self) -> Callable[..., dict[str, Any]]:
-        return _load(self.run)
-
-
-def _load(target: str) -> Any:
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+        return load_entry_point(self.run)
 
 
 JOBS: dict[str, Job] = {

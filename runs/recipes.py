@@ -16,6 +16,7 @@ Overrides address the same keys: ``seed=3``, ``name=try2``, ``total_timesteps=10
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -70,11 +71,21 @@ def resolve_recipe_path(recipe: str) -> Path:
 def load_recipe(recipe: str, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read a recipe (path or built-in name), apply ``key=value`` overrides, type-check everything."""
     path = resolve_recipe_path(recipe)
+    return recipe_from_dict(read_yaml(path, "recipe"), overrides, source=str(path))
+
+
+def read_yaml(path: Path, what: str = "recipe") -> Any:
+    """A YAML file's content; UsageError (one line) for an unreadable, non-UTF-8 or invalid file."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise UsageError(f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UsageError(f"recipe {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return recipe_from_dict(raw, overrides, source=str(path))
+        raise UsageError(f"{what} {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
 
 
 def recipe_from_dict(raw: Any, overrides: list[str] | tuple[str, ...] = (), source: str = "recipe") -> Recipe:
@@ -145,6 +156,14 @@ def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
         )
     hints = typing.get_type_hints(cls)
     kwargs = {name: coerce(value, hints[name], prefix + name) for name, value in values.items()}
+    for name, value in kwargs.items():  # .inf only where the field's own default is infinite (no limit)
+        default = fields[name].default
+        if (
+            isinstance(value, float)
+            and math.isinf(value)
+            and not (isinstance(default, float) and math.isinf(default))
+        ):
+            raise UsageError(f"{prefix + name}={value!r} must be a finite number")
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
@@ -156,6 +175,7 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
+        _check_finite(value, key)
         return value
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -196,6 +216,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         return {k: coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isnan(value):
+                raise UsageError(f"{key}={value!r} must be a number, not NaN")
             return float(value)
         raise _type_error(key, value, tp)
     if tp is int:
@@ -213,6 +235,18 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     if isinstance(tp, type) and isinstance(value, tp):
         return value
     raise _type_error(key, value, tp)
+
+
+def _check_finite(value: Any, key: str) -> None:
+    """Untyped values (hyperparams, kwargs) may hold no NaN or infinity at any depth."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{key}={value!r} must be a finite number")
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_finite(item, f"{key}.{name}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{key}[{index}]")
 
 
 def _type_error(key: str, value: Any, tp: Any) -> UsageError:

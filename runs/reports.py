@@ -24,7 +24,7 @@ from aligngym.files import atomic_path, atomic_write_text
 from aligngym.runs import statistics
 from aligngym.runs.errors import UsageError
 from aligngym.runs.statistics import NO_ESTIMATE, Interval
-from aligngym.runs.sweep import RESULTS_FILE, read_rows
+from aligngym.runs.sweep import RESULTS_FILE, finished_rows, read_rows
 
 GROUP_KEYS = ("domain", "env", "noise", "rate", "method")
 # metric key -> column title; the table shows those present in the rows, in this order
@@ -595,7 +595,8 @@ def render_report(
     out_dir = Path(out_dir)
     rank = {m: i for i, m in enumerate(method_order)}
     # One row per cell key (the first successful one): a duplicate is no extra seed, an error row no result.
-    rows = read_rows(out_dir / RESULTS_FILE)
+    # One row per cell key (the first successful one): a duplicate is no extra seed, an error row no result.
+    rows = finished_rows(read_rows(out_dir / RESULTS_FILE))
     rows = sorted(rows, key=lambda r: rank.get(r.get("method"), len(rank)))
     if not rows:
         raise UsageError(f"no finished cells in {out_dir / RESULTS_FILE}; run a sweep into that folder first")
@@ -603,7 +604,7 @@ def render_report(
     summaries = summarize(rows)
     deltas = baseline_deltas(rows)
     improvements = improvement_over_baseline(rows)
-    references = read_rows(out_dir / "references.jsonl")
+    references = finished_rows(read_rows(out_dir / "references.jsonl"))
     verdict = return_verdict(rows, references, published)
     png = (
         plot(summaries, target / f"{stem}.png", deltas=deltas)

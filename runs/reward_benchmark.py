@@ -32,7 +32,7 @@ import numpy as np
 
 from aligngym.rewards.losses import LOSSES, LossSpec
 from aligngym.runs.errors import UsageError
-from aligngym.runs.recipes import build_dataclass, parse_override, set_dotted
+from aligngym.runs.recipes import build_dataclass, parse_override, read_yaml, set_dotted
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,14 @@ class BenchRecipe:
             if isinstance(method.loss, str):
                 _check_trl_only_loss(method, self.domain)
         if self.domain == "control":
+            import gymnasium as gym
+
+            unknown = [env for env in self.envs if env not in gym.registry]
+            if unknown or not self.envs:
+                raise ValueError(
+                    f"envs: {unknown[0] if unknown else '(none)'!r} is not a registered Gymnasium id "
+                    "(e.g. HalfCheetah-v5, Hopper-v5, Pendulum-v1; `aligngym envs` lists aligngym's own)"
+                )
             if self.pairs is None and self.rl is None:
                 raise ValueError("a control recipe needs 'pairs', 'rl' or both")
             if self.rl is not None:
@@ -245,8 +253,6 @@ def load_bench_recipe(
     recipe: str, overrides: list[str] | tuple[str, ...] = (), domain: str | None = None
 ) -> BenchRecipe:
     """A bench recipe by built-in name (demo, extended, paper) or YAML path, with ``key=value`` overrides."""
-    import yaml
-
     path = Path(recipe)
     builtins = builtin_bench_recipes()
     if not path.is_file():
@@ -255,12 +261,7 @@ def load_bench_recipe(
                 f"bench recipe {recipe!r} is neither a file nor built-in; built-in: {', '.join(builtins)}"
             )
         path = builtins[recipe]
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UsageError(
-            f"bench recipe {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}"
-        ) from None
+    raw = read_yaml(path, "bench recipe")
     if not isinstance(raw, dict):
         raise UsageError(f"bench recipe {str(path)!r} must be a mapping of BenchRecipe fields")
     for item in overrides:
@@ -613,23 +614,25 @@ def run_benchmark(
 ) -> list[dict[str, Any]]:
     """References first (control with an RL phase), then the grid; both resume from their JSONL files."""
     from aligngym.runs.folders import write_run_metadata
-    from aligngym.runs.sweep import pending_cells, run_sweep
+    from aligngym.runs.sweep import RESULTS_FILE, check_sweep_options, folder_lock, pending_cells, run_sweep
 
     out_dir = Path(out_dir)
-    pending_cells(
-        reference_cells(recipe), out_dir / REFERENCES_FILE
-    )  # a foreign folder fails before any work
-    write_run_metadata(out_dir, recipe.to_dict(), recipe.seeds[0], argv)
-    references = run_sweep(
-        reference_cells(recipe),
-        REFERENCE_CELL,
-        out_dir,
-        backend,
-        workers,
-        address,
-        progress,
-        results_file=REFERENCES_FILE,
-    )
-    target = TEXT_CELL if recipe.domain == "text" else CONTROL_CELL
-    cells = grid_cells(recipe, references_by_cell(references))
-    return run_sweep(cells, target, out_dir, backend, workers, address, progress)
+    check_sweep_options(backend, address)
+    with folder_lock(out_dir):  # one writer; every refusal below comes before any file changes
+        finished, todo = pending_cells(reference_cells(recipe), out_dir / REFERENCES_FILE)
+        if not todo:  # the grid is known: a changed grid is refused now, not after config.yaml is rewritten
+            pending_cells(grid_cells(recipe, references_by_cell(finished)), out_dir / RESULTS_FILE)
+        write_run_metadata(out_dir, recipe.to_dict(), recipe.seeds[0], argv)
+        references = run_sweep(
+            reference_cells(recipe),
+            REFERENCE_CELL,
+            out_dir,
+            backend,
+            workers,
+            address,
+            progress,
+            results_file=REFERENCES_FILE,
+        )
+        target = TEXT_CELL if recipe.domain == "text" else CONTROL_CELL
+        cells = grid_cells(recipe, references_by_cell(references))
+        return run_sweep(cells, target, out_dir, backend, workers, address, progress)

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from aligngym.files import atomic_write_json
-from aligngym.runs.folders import create_run_folder, write_run_metadata
+from aligngym.runs.errors import UsageError
+from aligngym.runs.folders import check_writable_folder, create_run_folder, write_run_metadata
 from aligngym.runs.jobs import get_job
-from aligngym.runs.recipes import load_recipe
+from aligngym.runs.recipes import Recipe, load_recipe
 
 
 def run_recipe(
@@ -19,8 +20,28 @@ def run_recipe(
     resolved = load_recipe(recipe, overrides)
     job = get_job(resolved.job)
     run = job.run_function()
+    check_writable_folder(out)
+    preflight(resolved)
     run_dir = create_run_folder(out, resolved.job, resolved.name, resolved.seed)
     write_run_metadata(run_dir, resolved.to_dict(), resolved.seed, argv=sys.argv)
     summary = run(resolved.config, resolved.seed, run_dir)
     atomic_write_json(run_dir / "summary.json", summary)
     return run_dir, summary
+
+
+def preflight(resolved: Recipe) -> None:
+    """Run the config's ``preflight()`` (checks that build things, e.g. the env once), if it has one.
+
+    Whatever it raises about the recipe (an unknown env id or kwarg, a bad hyperparameter value, a resume
+    folder without a checkpoint) becomes one UsageError line, before any run folder exists.
+    """
+    check = getattr(resolved.config, "preflight", None)
+    if check is None:
+        return
+    import gymnasium as gym
+
+    try:
+        check()
+    except (ValueError, TypeError, KeyError, AssertionError, gym.error.Error) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise UsageError(f"{resolved.job} recipe {resolved.name!r}: {message}") from None

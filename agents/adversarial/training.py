@@ -57,7 +57,8 @@ from aligngym.agents.adversarial.opponents import (
 )
 from aligngym.agents.adversarial.tempered_sac import TemperedSAC
 from aligngym.agents.sb3_algorithms import ALGORITHMS
-from aligngym.agents.sb3_training import resolve_policy_kwargs, save_model
+from aligngym.agents.sb3_training import check_hyperparams, resolve_policy_kwargs, save_model
+from aligngym.agents.sb3_weights import load_policy, save_policy
 from aligngym.files import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -171,6 +172,26 @@ class AdversarialConfig:
             for reserved in ("gamma", "seed", "device", "policy_kwargs", "env"):
                 if reserved in getattr(self, name):
                     raise ValueError(f"{name}.{reserved} is set by the runner; use the config field instead")
+        protagonist_cls = ALGORITHMS[self.protagonist_algo]
+        adversary_cls = TemperedSAC if self.method == "qarl" else ALGORITHMS[self.adversary_algo]
+        check_hyperparams(protagonist_cls, self.hyperparams, "hyperparams")
+        check_hyperparams(protagonist_cls, self.protagonist_hyperparams, "protagonist_hyperparams")
+        if self.has_learning_adversary:
+            check_hyperparams(adversary_cls, self.hyperparams, "hyperparams")
+            check_hyperparams(adversary_cls, self.adversary_hyperparams, "adversary_hyperparams")
+        resolve_policy_kwargs(self.policy_kwargs)
+
+    def preflight(self) -> None:
+        """Checks that build things, run before a run folder exists: the game and both players once (bad env
+        kwargs, hyperparameter values), and ``resume_from`` (a checkpoint there, trained with this config)."""
+        if self.resume_from is not None:
+            check_resume_folder(self, Path(self.resume_from))
+        game = make_game(self.env_id, self.env_kwargs, self.max_episode_steps)
+        try:  # the protagonist's constructor checks its hyperparameter values (its spaces do not matter here)
+            no_buffer = {"buffer_size": 1} if self.protagonist_algo == "sac" else {}
+            build_player(self, "protagonist", DummyVecEnv([lambda: protagonist_env(game)]), 0, **no_buffer)
+        finally:
+            game.close()
 
     @property
     def method(self) -> Method:
@@ -249,6 +270,53 @@ class QARLConfig(AdversarialConfig):
         return "qarl"
 
 
+# Fields a resumed run may change: how long, where and how fast it runs, how it is evaluated.
+RESUMABLE_CHANGES = frozenset(
+    {"iterations", "resume_from", "evaluation", "progress_bar", "device", "torch_threads", "checkpoint_every"}
+)
+
+
+def check_resume_folder(config: AdversarialConfig, folder: Path) -> None:
+    """ValueError unless ``folder`` holds a committed checkpoint of a run trained with ``config``'s settings."""
+    import dataclasses
+
+    import yaml
+
+    if not (folder / "checkpoints" / "latest.json").is_file():
+        raise ValueError(
+            f"resume_from={str(folder)!r} holds no checkpoint (no checkpoints/latest.json); "
+            "give a run folder of a killed rarl/qarl/adversarial-baseline run"
+        )
+    recipe_file = folder / "config.yaml"
+    if not recipe_file.is_file():
+        return
+    try:
+        old = (yaml.safe_load(recipe_file.read_text()) or {}).get("config") or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as exc:
+        raise ValueError(f"resume_from={str(folder)!r}: config.yaml is unreadable ({exc})") from None
+    new = yaml.safe_load(yaml.safe_dump(dataclasses.asdict(config)))  # tuples -> lists, as on disk
+    for key in sorted(set(old) | set(new)):
+        if key in RESUMABLE_CHANGES:
+            continue
+        difference = _first_difference(old.get(key), new.get(key), key)
+        if difference is not None:
+            raise ValueError(
+                f"resume_from={str(folder)!r} was trained with {difference[0]}={difference[1]!r}, this recipe has "
+                f"{difference[2]!r}; resume with the same settings (only {', '.join(sorted(RESUMABLE_CHANGES))} "
+                "may change)"
+            )
+
+
+def _first_difference(old: Any, new: Any, key: str) -> tuple[str, Any, Any] | None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for name in sorted(set(old) | set(new)):
+            found = _first_difference(old.get(name), new.get(name), f"{key}.{name}")
+            if found is not None:
+                return found
+        return None
+    return None if old == new else (key, old, new)
+
+
 class AdversarialTrainer:
     """Builds both learners for one method and runs the alternation with checkpoints."""
 
@@ -276,31 +344,14 @@ class AdversarialTrainer:
         if config.method == "random":
             self.opponent = RandomForce(self.protagonist_game.unwrapped.adversary_action_space, seed=seed + 3)
         protagonist_vec = DummyVecEnv([lambda: protagonist_env(self.protagonist_game, self.opponent)])
-        self.protagonist: BaseAlgorithm = ALGORITHMS[config.protagonist_algo](
-            "MlpPolicy",
-            protagonist_vec,
-            seed=seed,
-            device=config.device,
-            verbose=0,
-            policy_kwargs=config.resolved_policy_kwargs(),
-            **config.protagonist_settings(),
-        )
+        self.protagonist = build_player(config, "protagonist", protagonist_vec, seed)
         self.adversary: BaseAlgorithm | None = None
         if config.has_learning_adversary:
             self.adversary_game = game()
-            adversary_cls = TemperedSAC if config.conditioned else ALGORITHMS[config.adversary_algo]
             adversary_vec = DummyVecEnv(
                 [lambda: adversary_env(self.adversary_game, ModelPolicy(self.protagonist))]
             )
-            self.adversary = adversary_cls(
-                "MlpPolicy",
-                adversary_vec,
-                seed=seed + 1,
-                device=config.device,
-                verbose=0,
-                policy_kwargs=config.resolved_policy_kwargs(),
-                **config.adversary_settings(),
-            )
+            self.adversary = build_player(config, "adversary", adversary_vec, seed + 1)
             self.opponent = ModelPolicy(self.adversary)
             protagonist_vec.env_method("set_opponent", self.opponent)
         for name, model in self.players().items():
@@ -336,7 +387,8 @@ class AdversarialTrainer:
             ):
                 self.save_checkpoint()
         for name, model in self.players().items():
-            save_model(model, self.run_dir / f"{name}.zip")
+            save_model(model, self.run_dir / f"{name}.zip")  # for SB3 users; aligngym reads only:
+            save_policy(model, self.run_dir / name)  # name.safetensors + name.json (no pickle)
         summary: dict[str, Any] = {
             "method": config.method,
             "iterations": self.iteration,
@@ -465,19 +517,58 @@ def train_adversarial(config: AdversarialConfig, seed: int, run_dir: Path) -> di
     return AdversarialTrainer(config, seed, run_dir).train()
 
 
+def build_player(
+    config: AdversarialConfig,
+    role: Literal["protagonist", "adversary"],
+    env: Any,
+    seed: int,
+    **overrides: Any,
+) -> BaseAlgorithm:
+    """A fresh SB3 learner for ``role`` on ``env``, exactly as the config trains it (``overrides`` win)."""
+    if role == "protagonist":
+        cls, settings = ALGORITHMS[config.protagonist_algo], config.protagonist_settings()
+    else:
+        cls = TemperedSAC if config.conditioned else ALGORITHMS[config.adversary_algo]
+        settings = config.adversary_settings()
+    return cls(
+        "MlpPolicy",
+        env,
+        seed=seed,
+        device=config.device,
+        verbose=0,
+        policy_kwargs=config.resolved_policy_kwargs(),
+        **(settings | overrides),
+    )
+
+
 def load_players(
     config: AdversarialConfig, run_dir: str | Path
 ) -> tuple[BaseAlgorithm, BaseAlgorithm | None]:
-    """The trained protagonist (and adversary, if the method has one) of a finished run folder."""
+    """The trained protagonist (and adversary, if the method has one) of a finished run folder.
+
+    Never unpickles: both players are rebuilt from ``config`` (the run's ``config.yaml``, plain YAML) and
+    only their ``<name>.safetensors`` weights are read (:mod:`aligngym.agents.sb3_weights`); the SB3
+    ``.zip`` files of the folder, whose ``data`` entry is a pickle, are not opened.
+    """
     run_dir = Path(run_dir)
-    path = run_dir / "protagonist.zip"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a finished rarl/qarl/baseline run?")
-    protagonist = ALGORITHMS[config.protagonist_algo].load(path, device=config.device)
+    if not (run_dir / "protagonist.json").exists():
+        raise FileNotFoundError(
+            f"{run_dir / 'protagonist.safetensors'} does not exist: is {run_dir} a finished rarl/qarl/baseline "
+            "run? (folders written before policies were saved as safetensors are not read: their .zip needs pickle)"
+        )
+    temperature = config.curriculum.build().distribution() if isinstance(config, QARLConfig) else None
+    game = make_game(config.env_id, config.env_kwargs, config.max_episode_steps, temperature, config.gamma)
+    no_buffer = {"buffer_size": 1} if config.protagonist_algo == "sac" else {}
+    protagonist = build_player(
+        config, "protagonist", DummyVecEnv([lambda: protagonist_env(game)]), 0, **no_buffer
+    )
+    load_policy(protagonist, run_dir / "protagonist")
     adversary = None
     if config.has_learning_adversary:
-        adversary_cls = TemperedSAC if config.conditioned else ALGORITHMS[config.adversary_algo]
-        adversary = adversary_cls.load(run_dir / "adversary.zip", device=config.device)
+        no_buffer = {"buffer_size": 1} if config.conditioned or config.adversary_algo == "sac" else {}
+        adversary_vec = DummyVecEnv([lambda: adversary_env(game, ModelPolicy(protagonist))])
+        adversary = build_player(config, "adversary", adversary_vec, 1, **no_buffer)
+        load_policy(adversary, run_dir / "adversary")
     return protagonist, adversary
 
 

@@ -125,7 +125,27 @@ def arithmetic_reward(prompt: str, response: str) -> float:
     answer = _INTEGER.search(response)
     if asked is None or answer is None:
         return 0.0
-    return float(int(answer.group()) == int(asked.group(1)) + int(asked.group(2)))
+    left, right, given = (_significant(text) for text in (asked.group(1), asked.group(2), answer.group()))
+    if len(given) > max(len(left), len(right)) + 2:  # too many digits to be the sum: no need to convert
+        return 0.0
+    return float(_decimal(given) == _decimal(left) + _decimal(right))
+
+
+def _significant(digits: str) -> str:
+    """An integer's text without leading zeros (``-007`` -> ``-7``), so its length bounds its size."""
+    sign, digits = ("-", digits[1:]) if digits.startswith("-") else ("", digits)
+    return sign + (digits.lstrip("0") or "0")
+
+
+def _decimal(digits: str) -> int:
+    """``int(digits)`` for any length: Python refuses str -> int beyond 4,300 digits (a DoS guard), and a
+    response may be that long. Chunks of 4,000 digits stay under the limit; cost grows with the length."""
+    sign, digits = (-1, digits[1:]) if digits.startswith("-") else (1, digits)
+    value = 0
+    for start in range(0, len(digits), 4000):
+        chunk = digits[start : start + 4000]
+        value = value * 10 ** len(chunk) + int(chunk)
+    return sign * value
 
 
 def _arithmetic_prompt(rng: np.random.Generator) -> str:
