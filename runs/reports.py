@@ -32,6 +32,10 @@ METRICS: dict[str, str] = {
     "clean_accuracy": "clean acc",
     "hard_accuracy": "hard-25% acc",
     "spearman": "Spearman",
+    "epic": "EPIC ↓",
+    "policy_tau": "policy tau",
+    "ece": "ECE ↓",
+    "gap_ratio": "gap ratio",
     "outlier_precision": "outlier P",
     "outlier_recall": "outlier R",
     "flagged_fraction": "flagged",
@@ -68,7 +72,17 @@ TERMINAL_METRICS = (
     "normalized_return",
     "rl_clean_accuracy",
 )
-DELTA_METRICS = ("clean_accuracy", "hard_accuracy", "spearman", "normalized_return", "rl_clean_accuracy")
+DELTA_METRICS = (
+    "clean_accuracy",
+    "hard_accuracy",
+    "spearman",
+    "epic",
+    "policy_tau",
+    "ece",
+    "normalized_return",
+    "rl_clean_accuracy",
+)
+LOWER_IS_BETTER = ("epic", "ece")  # marked with a down arrow in the column titles
 REPORT_STEM = "report"
 
 
@@ -324,7 +338,7 @@ def _robust_limits(points: list[float], ends: list[float], references: Sequence[
     ends = [v for v in ends if math.isfinite(v)]
     low = max(min([low, *ends]), low - reach)
     high = min(max([high, *ends]), high + reach)
-    pad = 0.05 * (high - low)
+    pad = max(0.05 * (high - low), 0.1 * reach)
     return low - pad, high + pad
 
 
@@ -339,13 +353,15 @@ def plot(
     metrics: Sequence[str] = PLOT_METRICS,
     deltas: Sequence[Summary] = (),
     baseline: str = "bt",
+    return_note: str = "",
 ) -> Path:
     """PNG: one row of panels per (env, noise); one panel per metric vs noise level, one line per method.
 
     Lines are IQMs over seeds, shaded bands their 95 % bootstrap CIs; the last panel of a row shows the
     paired difference to ``baseline`` (mean and t 95 % CI) of the headline metric (normalised return
     when the sweep has an RL phase, else clean accuracy). The normalised-return panel has reference
-    lines at 0 (random policy) and 1 (RL on the true reward).
+    lines at 0 (random policy) and 1 (RL on the true reward); ``return_note`` is written across it
+    (e.g. that the RL budget cannot separate methods).
     """
     import matplotlib
 
@@ -393,7 +409,10 @@ def plot(
             limits = _robust_limits(points, ends, [level for level, _, _ in references])
             if limits is not None:
                 ax.set_ylim(*limits)
-            ax.set_title(f"{env} - {noise}", fontsize=10)
+            if metric == "normalized_return" and return_note:
+                ax.set_title(f"{env} - {noise}\n{return_note}", fontsize=9, color="darkred")
+            else:
+                ax.set_title(f"{env} - {noise}", fontsize=10)
             ax.set_xlabel(xlabel, fontsize=9)
             ax.set_ylabel(PLOT_LABELS.get(metric, METRICS.get(metric, metric)), fontsize=9)
             ax.grid(alpha=0.3)
@@ -486,12 +505,15 @@ def _reference_lines(
         score = float(published["return"])
         fraction = (rl.value - rnd.value) / (score - rnd.value) if score != rnd.value else math.nan
         line += (
-            f"; published {score:g} ({published.get('source', 'no source given')}): it closes "
-            f"{fraction:.0%} of the gap from random to the published score"
+            f"; published {score:g} ({published.get('source', 'no source given')}): it gets "
+            f"{100 * fraction:.0f} % of the way from random to the published score"
         )
         clearly = clearly and fraction >= CLEARLY_LEARNED
     verdict = "has clearly learned" if clearly else "has NOT clearly learned"
-    criterion = f"above random with 95 % confidence and >= {CLEARLY_LEARNED:.0%} of the published gap"
+    criterion = (
+        f"criterion: above random with 95 % confidence and >= {100 * CLEARLY_LEARNED:.0f} % of the way "
+        "from random to the published score"
+    )
     return [f"{line}. It {verdict} ({criterion})."], clearly
 
 
@@ -530,7 +552,8 @@ def return_verdict(
     needed = statistics.seeds_for_power(TARGET_GAP, sd, POWER)
     lines.append(
         f"Resolution: the paired differences to {baseline} in normalised return spread by sd {sd:.3f} "
-        f"(median); with {seeds} seeds the paired t test detects gaps >= {gap:.3f} with {POWER:.0%} power; "
+        f"(median); with {seeds} seeds the paired t test detects gaps >= {gap:.3f} with {100 * POWER:.0f} % "
+        "power; "
         f"a gap of {TARGET_GAP} needs {needed if needed else '> 10000'} seeds."
     )
     if not learned or gap > RESOLVABLE_GAP:
@@ -560,9 +583,15 @@ def return_verdict(
     else:
         lines.append(
             f"Verdict: no method's normalised return differs from {baseline}: all {len(deltas)} paired "
-            f"95 % CIs cover 0 (gaps >= {gap:.2f} would have been seen with {POWER:.0%} power)."
+            f"95 % CIs cover 0 (gaps >= {gap:.2f} would have been seen with {100 * POWER:.0f} % power)."
         )
     return lines
+
+
+def _return_note(verdict: Sequence[str]) -> str:
+    if any("CANNOT separate" in line for line in verdict):
+        return "(this RL budget cannot separate methods)"
+    return ""
 
 
 @dataclass
@@ -576,6 +605,22 @@ class Report:
     deltas: list[Summary]
     improvements: list[Summary] = field(default_factory=list)
     verdict: list[str] = field(default_factory=list)
+
+
+SELECTION_NOTES = {
+    "noisy": "the epoch with the best accuracy on the teacher's (noisy) validation labels",
+    "oracle": "ORACLE setting: the epoch with the best accuracy on CLEAN validation labels (optimistic: "
+    "a user has no clean labels)",
+    "last-epoch": "the last epoch (no validation pairs)",
+}
+
+
+def _selection_note(rows: Sequence[dict[str, Any]]) -> str:
+    """Which model selection the fixed-pairs rows used (rows record it as ``selection``); '' if none say."""
+    found = sorted({str(r["selection"]) for r in rows if r.get("selection")})
+    if not found:
+        return ""
+    return "Model selection: " + "; ".join(f"`{s}` = {SELECTION_NOTES.get(s, s)}" for s in found) + ".\n\n"
 
 
 def render_report(
@@ -595,7 +640,6 @@ def render_report(
     out_dir = Path(out_dir)
     rank = {m: i for i, m in enumerate(method_order)}
     # One row per cell key (the first successful one): a duplicate is no extra seed, an error row no result.
-    # One row per cell key (the first successful one): a duplicate is no extra seed, an error row no result.
     rows = finished_rows(read_rows(out_dir / RESULTS_FILE))
     rows = sorted(rows, key=lambda r: rank.get(r.get("method"), len(rank)))
     if not rows:
@@ -607,7 +651,7 @@ def render_report(
     references = finished_rows(read_rows(out_dir / "references.jsonl"))
     verdict = return_verdict(rows, references, published)
     png = (
-        plot(summaries, target / f"{stem}.png", deltas=deltas)
+        plot(summaries, target / f"{stem}.png", deltas=deltas, return_note=_return_note(verdict))
         if present_metrics(rows, PLOT_METRICS)
         else None
     )
@@ -620,6 +664,7 @@ def render_report(
             "than the row has.\n\n"
         ),
     ]
+    parts.append(_selection_note(rows))
     if verdict:
         parts += ["**Policy return**\n\n" + "".join(f"- {line}\n" for line in verdict) + "\n"]
     parts.append(markdown_table(summaries))
@@ -627,7 +672,8 @@ def render_report(
         parts += [
             (
                 "\nPaired difference to Bradley-Terry (`bt`), same seed, same labels: mean of the per-seed "
-                "differences [Student-t 95 % CI]; positive = better than bt:\n\n"
+                "differences [Student-t 95 % CI]; positive = better than bt (for the metrics marked ↓, "
+                "negative = better, and P(improvement) below 0.5 = better):\n\n"
             ),
             markdown_table(deltas, signed=True),
             (

@@ -277,3 +277,14 @@ def test_cli_runs_a_tiny_benchmark_end_to_end_and_renders_it(tmp_path, capsys):
     # a different recipe into the same folder is refused with one line and exit code 2
     assert main(["bench", "reward-robustness", "--recipe", str(recipe), "--out", str(out), "seeds=[5]"]) == 2
     assert "different sweep" in capsys.readouterr().err
+
+
+def test_robust_y_limits_keep_the_estimates_readable_despite_one_wild_interval():
+    from aligngym.runs.reports import _robust_limits
+
+    low, high = _robust_limits([0.5, 0.6, 0.7], [0.45, 0.75, -50.0, 60.0], references=[0.0, 1.0])
+    assert -1.2 < low < 0.0 and 1.0 < high < 2.2  # the references show, the +-50 interval is cut
+    low, high = _robust_limits([0.5, 0.6], [0.55, 0.65])
+    assert low < 0.5 and high > 0.65
+    low, high = _robust_limits([0.3, 0.3], [0.3, 0.3])  # all equal: still a non-empty range
+    assert low < 0.3 < high
