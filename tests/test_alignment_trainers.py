@@ -145,7 +145,7 @@ def test_reward_trainer_bt_equals_trl_reward_trainer(tmp_path, tokenizer, pairs)
 def test_robust_trainers_train_and_log_what_the_methods_see(tmp_path, tokenizer, pairs):
     policy, reference = _perturbed_policy(tokenizer)
     dataset = Dataset.from_list(pairs)
-    logged = {}
+    logged, initial_margins = {}, {}
     for loss_type in ("r3m", "adaptive_quadratic"):
         trainer = RobustDPOTrainer(
             model=copy.deepcopy(policy),
@@ -154,11 +154,13 @@ def test_robust_trainers_train_and_log_what_the_methods_see(tmp_path, tokenizer,
             train_dataset=dataset,
             processing_class=tokenizer,
         )
+        initial_margins[loss_type] = trainer.pair_margins()  # the policy of the first step (one batch)
         before = [p.detach().clone() for p in trainer.model.parameters()]
         trainer.train()
         assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
         logged[loss_type] = trainer.state.log_history[0]
-    assert 0.0 <= logged["r3m"]["loss/flagged_fraction"] <= 1.0
+    flagged = float((initial_margins["r3m"] < 0).float().mean())  # lam = 0.5: R3M's threshold is 0
+    assert 0.0 < flagged < 1.0 and logged["r3m"]["loss/flagged_fraction"] == pytest.approx(flagged)
     assert {"rewards/margins", "rewards/accuracies", "rewards/chosen", "logps/chosen"} <= set(logged["r3m"])
     assert {"loss/tau_mean", "loss/tau_at_min", "loss/tau_at_max"} <= set(logged["adaptive_quadratic"])
     rows = [{"chosen": p["prompt"] + p["chosen"], "rejected": p["prompt"] + p["rejected"]} for p in pairs]

@@ -116,6 +116,8 @@ def test_force_is_clipped_written_to_xfrc_applied_and_cleared_on_reset():
     np.testing.assert_array_equal(env.data.xfrc_applied[foot], [5.0, 0.0, -2.0, 0.0, 0.0, 0.0])
     assert np.count_nonzero(env.data.xfrc_applied) == 2
     assert info["adversary_reward"] == -reward
+    env.step({"protagonist": np.zeros(3, np.float32), "adversary": np.array([-100.0, 2.0])})  # lower clip
+    np.testing.assert_array_equal(env.data.xfrc_applied[foot], [-5.0, 0.0, 2.0, 0.0, 0.0, 0.0])
     env.step({"protagonist": np.zeros(3, np.float32), "adversary": None})  # None: no force
     assert not env.data.xfrc_applied.any()
     env.step({"protagonist": np.zeros(3, np.float32), "adversary": np.array([1.0, 1.0])})

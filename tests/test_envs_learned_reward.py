@@ -86,8 +86,9 @@ def one_torch_thread():
 def test_ppo_learns_from_the_learned_reward_vec_env(one_torch_thread):
     from stable_baselines3 import PPO
 
+    # Pendulum's own reward is <= 0; this one is >= 1 and depends on the next observation.
     venv = LearnedRewardVecEnv(
-        make_vec_env("Pendulum-v1", n_envs=2, seed=0), lambda o, a, n: -np.abs(n[:, 2])
+        make_vec_env("Pendulum-v1", n_envs=2, seed=0), lambda o, a, n: 1.0 + np.abs(n[:, 2])
     )
     model = PPO(
         "MlpPolicy",
@@ -101,4 +102,7 @@ def test_ppo_learns_from_the_learned_reward_vec_env(one_torch_thread):
     )
     model.learn(128)
     assert model.num_timesteps == 128
-    assert np.all(model.rollout_buffer.rewards <= 0)  # the learned reward, not Pendulum's
+    buffer = model.rollout_buffer  # the second rollout (steps 64-127, no episode ends); training
+    obs = buffer.observations.reshape(2, 64, 3)  # flattened the observations env-major
+    for env in range(2):  # reward of step t = 1 + |theta dot| of the observation at t + 1
+        np.testing.assert_allclose(buffer.rewards[:63, env], 1.0 + np.abs(obs[env, 1:, 2]), rtol=1e-5)

@@ -101,7 +101,7 @@ def test_judge_and_reward_model_rankers_score_every_candidate(kb, policy, tmp_pa
     judge = JudgeRanker(model, tokenizer)
     assert "Candidate next steps:\n(1) Action: Search[a]\n(2)" in judge.prompt(items[0])
     scores = judge.score(items)
-    assert [len(s) for s in scores] == [3, 1] and all(v <= 0.0 for s in scores for v in s)
+    assert [len(s) for s in scores] == [3, 1]  # the values: tests/test_rest_selection.py
     reward_model = build_tiny_reward_model(tokenizer, seed=0, hidden_size=32, layers=1, heads=2)
     scores = RewardModelRanker(reward_model, tokenizer, batch_size=2).score(items)
     assert [len(s) for s in scores] == [3, 1]
@@ -150,8 +150,7 @@ def _tiny_config(**overrides) -> RestConfig:
     return RestConfig(**values)
 
 
-@pytest.mark.slow
-def test_loop_saves_every_generation_and_a_killed_loop_resumes(tmp_path):
+def test_loop_saves_every_generation_and_a_killed_loop_resumes(tmp_path):  # ~5 s on an idle core
     config = _tiny_config()
     summary = RestLoop(config, seed=0, work_dir=tmp_path).run()
     for stage in ("gen_00", "gen_01", "gen_02", "distilled"):
