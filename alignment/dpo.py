@@ -18,7 +18,7 @@ Example:
     >>> config = RobustDPOConfig(output_dir="out", loss_type="r3m", loss_params={"lam": 0.75}, use_cpu=True, bf16=False)
     >>> config.loss_spec
     LossSpec(name='r3m', params={'lam': 0.75})
-    >>> RobustDPOConfig(output_dir="out", loss_type="r3n")
+    >>> RobustDPOConfig(output_dir="out", loss_type="r3n", use_cpu=True, bf16=False)
     Traceback (most recent call last):
     ...
     ValueError: unknown DPO loss_type 'r3n'; valid: ...

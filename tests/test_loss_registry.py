@@ -57,6 +57,8 @@ class ToyLoss(PreferenceLoss):
 
 
 ALL_LOSSES = [*sorted(LOSSES), ToyLoss.name]  # the registry as collected, and the toy loss
+# (name, params): every loss at its defaults, and the toy loss with a non-default parameter that must arrive
+ALL_SPECS = [*((name, {}) for name in sorted(LOSSES)), (ToyLoss.name, {"offset": 0.7})]
 SMALL_TEXT = {
     "sft_examples": 96,
     "sft_epochs": 1.0,
@@ -181,10 +183,10 @@ def _batch_margins(trainer, batch) -> torch.Tensor:
     return trainer.beta * ((chosen - ref_chosen) - (rejected - ref_rejected))
 
 
-@pytest.mark.parametrize("name", ALL_LOSSES)
-def test_every_loss_trains_dpo_with_the_loss_of_its_spec(tmp_path, tiny_lm, name):
+@pytest.mark.parametrize(("name", "params"), ALL_SPECS)
+def test_every_loss_trains_dpo_with_the_loss_of_its_spec(tmp_path, tiny_lm, name, params):
     """RobustDPOTrainer's loss is the spec's formula on the DPO margins (for bt / robust: TRL's own code)."""
-    spec = LossSpec(name)
+    spec = LossSpec(name, params)
     trainer = _dpo_trainer(tmp_path, tiny_lm, spec)
     batch = next(iter(trainer.get_train_dataloader()))
     loss = trainer.compute_loss(trainer.model, batch)
@@ -197,6 +199,7 @@ def test_every_loss_trains_dpo_with_the_loss_of_its_spec(tmp_path, tiny_lm, name
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
     logged = trainer.state.log_history[0]
     assert {"logits/chosen", "logits/rejected", "mean_token_accuracy", "rewards/margins"} <= set(logged)
+    assert name != ToyLoss.name or set(ToyLoss.calls) == {0.7}
 
 
 def test_dpo_loss_weights_scale_the_robust_loss_as_trl_does(tmp_path, tiny_lm):
@@ -209,13 +212,13 @@ def test_dpo_loss_weights_scale_the_robust_loss_as_trl_does(tmp_path, tiny_lm):
     )
 
 
-@pytest.mark.parametrize("name", ALL_LOSSES)
-def test_every_loss_trains_the_reward_model_with_the_loss_of_its_spec(tmp_path, tiny_lm, name):
+@pytest.mark.parametrize(("name", "params"), ALL_SPECS)
+def test_every_loss_trains_the_reward_model_with_the_loss_of_its_spec(tmp_path, tiny_lm, name, params):
     from aligngym.alignment.reward_model import RobustRewardConfig, RobustRewardTrainer, reward_loss_arguments
     from aligngym.alignment.tiny import build_tiny_reward_model
 
     _, tokenizer = tiny_lm
-    spec = LossSpec(name)
+    spec = LossSpec(name, params)
     rows = [
         {"chosen": "A good reply is kind.", "rejected": "The lazy dog."},
         {"chosen": "Answer: 5", "rejected": "Finish[Paris]"},
@@ -249,6 +252,7 @@ def test_every_loss_trains_the_reward_model_with_the_loss_of_its_spec(tmp_path, 
     assert float(loss) == pytest.approx(float(spec.build()(margins).loss), rel=1e-4, abs=1e-6)
     trainer.train()
     assert math.isfinite(trainer.state.log_history[0]["loss"])
+    assert name != ToyLoss.name or set(ToyLoss.calls) == {0.7}
 
 
 def test_toy_loss_and_its_parameter_reach_the_control_benchmark_cell(tmp_path):
@@ -327,18 +331,22 @@ def test_toy_loss_and_the_noise_params_reach_the_text_cell(monkeypatch, text_cac
 
 
 @pytest.mark.parametrize(
-    ("method", "message"),
+    ("extra", "message"),
     [
-        ("{name: x, loss: r3n}", "method 'x': unknown text loss 'r3n'; valid: adaptive, .*ipo"),
-        ("{name: r3m, params: {lam: 1.5}}", r"lam=1.5 is outside the valid range \(0.0, 1.0\)"),
-        ("{name: ipo, params: {beta: 0.1}}", "loss 'ipo'"),
+        ("methods: [{name: x, loss: r3n}]", "method 'x': unknown text loss 'r3n'; valid: adaptive, .*ipo"),
+        ("methods: [{name: r3m, params: {lam: 1.5}}]", r"lam=1.5 is outside the valid range \(0.0, 1.0\)"),
+        ("methods: [{name: ipo, params: {beta: 0.1}}]", "loss 'ipo'"),
+        ("methods: [{name: r3m}]\nnoises: [{teacher: myopic, levels: [0.5]}]", "'myopic' needs per-step"),
+        (
+            "methods: [{name: r3m}]\ntext: {budget: {samples_per_prompt: 1}}",
+            "samples_per_prompt must be >= 2",
+        ),
     ],
 )
-def test_text_recipe_errors_fail_at_load(tmp_path, method, message):
+def test_text_recipe_errors_fail_at_load(tmp_path, extra, message):
     path = tmp_path / "bad.yaml"
-    path.write_text(
-        f"name: bad\ndomain: text\nmethods: [{method}]\nnoises: [{{teacher: mistake, levels: [0.2]}}]\n"
-    )
+    noises = "" if "noises:" in extra else "noises: [{teacher: mistake, levels: [0.2]}]\n"
+    path.write_text(f"name: bad\ndomain: text\n{noises}{extra}\n")
     with pytest.raises(UsageError, match=message):
         load_bench_recipe(str(path))
 
