@@ -28,7 +28,7 @@ from aligngym.alignment.text_pipeline import (
     seed_artifacts,
     train_and_evaluate,
 )
-from aligngym.alignment.training import build_reward_trainer
+from aligngym.alignment.training import Tracking, build_reward_trainer, tracking
 from aligngym.rewards.fitting import outlier_scores
 from aligngym.rewards.losses import LOSSES, LossSpec
 from aligngym.rewards.teachers import NOISE_KINDS
@@ -57,7 +57,35 @@ def _check_sft_run(sft_run: str | None) -> None:
 
 
 @dataclass
-class SFTJobConfig:
+class JobTracking:
+    """Experiment tracking of a text job (the same fields on ``sft``, ``dpo`` and ``reward-model``)."""
+
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    """TRL's ``report_to``: tensorboard (into run_dir/tensorboard), wandb (the aligngym[wandb] extra),
+    mlflow, trackio, ...; [] reports nowhere. Nothing is sent anywhere unless listed here."""
+    progress_bar: bool = True
+    """A bar with ETA over the training steps on a terminal, a status line every 30 s otherwise."""
+
+    def __post_init__(self) -> None:
+        from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+        if isinstance(self.report_to, str):
+            raise ValueError(f"report_to must be a list such as [tensorboard], got {self.report_to!r}")  # noqa: TRY004
+        bad = [name for name in self.report_to if name not in INTEGRATION_TO_CALLBACK]
+        if bad:
+            valid = ", ".join(sorted(INTEGRATION_TO_CALLBACK))
+            raise ValueError(f"report_to: unknown integration(s) {', '.join(map(repr, bad))}; valid: {valid}")
+        if "wandb" in self.report_to:
+            from aligngym.extras import require
+
+            require("wandb", "report_to: [wandb]")
+
+    def tracking(self, run_dir: Path) -> Tracking:
+        return Tracking(tuple(self.report_to), run_dir / "tensorboard", self.progress_bar)
+
+
+@dataclass
+class SFTJobConfig(JobTracking):
     """Supervised fine-tuning on the task's demonstrations, then pair pools sampled from the SFT model."""
 
     budget: TextCellBudget = field(default_factory=TextCellBudget)
@@ -65,7 +93,8 @@ class SFTJobConfig:
 
 def run_sft(config: SFTJobConfig, seed: int, run_dir: Path) -> dict[str, Any]:
     """Train the SFT model into ``run_dir/sft`` and sample its pair pools; report its mean true reward."""
-    artifacts = _artifacts(config.budget, None, seed, run_dir)
+    with tracking(config.tracking(run_dir)):
+        artifacts = _artifacts(config.budget, None, seed, run_dir)
     return {
         "sft_true_return": float(np.mean(artifacts.sft_rewards)),
         "train_pairs": len(artifacts.train_pool),
@@ -75,7 +104,7 @@ def run_sft(config: SFTJobConfig, seed: int, run_dir: Path) -> dict[str, Any]:
 
 
 @dataclass
-class DPOJobConfig:
+class DPOJobConfig(JobTracking):
     """DPO (any loss) from an SFT model on teacher-labelled pairs of its own samples."""
 
     loss: LossSpec | str = "r3m"
@@ -90,6 +119,7 @@ class DPOJobConfig:
     budget: TextCellBudget = field(default_factory=TextCellBudget)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not (isinstance(self.loss, str) and self.loss not in LOSSES):
             self.loss = LossSpec.of(self.loss)
         dpo_loss_arguments(self.loss)  # an unknown loss or a bad parameter fails here
@@ -99,24 +129,25 @@ class DPOJobConfig:
 
 def run_dpo(config: DPOJobConfig, seed: int, run_dir: Path) -> dict[str, Any]:
     """Label the pairs, train the DPO variant, save ``run_dir/model``, evaluate against the true reward."""
-    artifacts = _artifacts(config.budget, config.sft_run, seed, run_dir)
-    kept, first_preferred, corrupted = label_pool(artifacts.train_pool, config.noise, config.rate, seed)
-    results = train_and_evaluate(
-        config.budget,
-        artifacts,
-        config.loss,
-        kept,
-        first_preferred,
-        corrupted,
-        seed,
-        save_to=run_dir / "model",
-    )
+    with tracking(config.tracking(run_dir)):
+        artifacts = _artifacts(config.budget, config.sft_run, seed, run_dir)
+        kept, first_preferred, corrupted = label_pool(artifacts.train_pool, config.noise, config.rate, seed)
+        results = train_and_evaluate(
+            config.budget,
+            artifacts,
+            config.loss,
+            kept,
+            first_preferred,
+            corrupted,
+            seed,
+            save_to=run_dir / "model",
+        )
     results["model_dir"] = str(run_dir / "model")
     return results
 
 
 @dataclass
-class RewardModelJobConfig:
+class RewardModelJobConfig(JobTracking):
     """A scalar reward model (initialised from the SFT model) on teacher-labelled pairs, any robust loss."""
 
     loss: LossSpec | str = "r3m"
@@ -130,6 +161,7 @@ class RewardModelJobConfig:
     budget: TextCellBudget = field(default_factory=TextCellBudget)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.loss = LossSpec.of(self.loss)  # an unknown loss or a bad parameter fails here
         _validate_noise(self.noise, self.rate)
         _check_sft_run(self.sft_run)
@@ -137,6 +169,11 @@ class RewardModelJobConfig:
 
 def run_reward_model(config: RewardModelJobConfig, seed: int, run_dir: Path) -> dict[str, Any]:
     """Train the reward model, save ``run_dir/reward_model``; clean held-out accuracy and outlier scores."""
+    with tracking(config.tracking(run_dir)):
+        return _run_reward_model(config, seed, run_dir)
+
+
+def _run_reward_model(config: RewardModelJobConfig, seed: int, run_dir: Path) -> dict[str, Any]:
     artifacts = _artifacts(config.budget, config.sft_run, seed, run_dir)
     kept, first_preferred, corrupted = label_pool(artifacts.train_pool, config.noise, config.rate, seed)
     spec = config.budget.spec(artifacts.sft_dir)

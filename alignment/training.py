@@ -7,7 +7,11 @@ calls run data-parallel (TRL and accelerate do the distribution).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,60 @@ from aligngym.alignment.models import ModelSpec
 from aligngym.alignment.reward_model import RobustRewardConfig, RobustRewardTrainer
 
 ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where the trainers built inside a ``with tracking(...)`` block report, and how they show progress."""
+
+    report_to: tuple[str, ...] = ()
+    """transformers integrations (wandb, mlflow, ...); "tensorboard" writes into ``log_dir``. () sends nothing."""
+    log_dir: Path | None = None
+    """TensorBoard event files, one subfolder per trainer (sft, dpo, reward_model)."""
+    progress: bool = False
+    """A bar / status lines over the training steps instead of TRL's printed log dicts."""
+
+
+_TRACKING: ContextVar[Tracking] = ContextVar("aligngym_tracking", default=Tracking())  # noqa: B039 (frozen)
+
+
+@contextlib.contextmanager
+def tracking(settings: Tracking) -> Iterator[None]:
+    """Apply ``settings`` to every trainer built in the block (the jobs set it once, not per call).
+
+    With ``progress`` and output that is not a terminal, the Hub libraries' own carriage-return bars
+    (dataset maps, weight loading and saving) are switched off: a log gets the status lines only.
+    """
+    if settings.progress and not sys.stderr.isatty():
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
+    token = _TRACKING.set(settings)
+    try:
+        yield
+    finally:
+        _TRACKING.reset(token)
+
+
+class StepProgress(TrainerCallback):
+    """Training steps as :class:`aligngym.progress.Progress` (bar on a terminal, status lines otherwise)."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self.progress: Any = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from aligngym.progress import Progress
+
+        self.progress = Progress(state.max_steps, self.desc, unit="steps", initial=state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.progress.update(state.global_step - self.progress.done)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.progress.close()
 
 
 class ProgressCallback(TrainerCallback):
@@ -42,7 +100,7 @@ def trainer_arguments(spec: ModelSpec, output_dir: str | Path, seed: int, **over
         "data_seed": seed,
         "use_cpu": not cuda,
         "bf16": cuda and spec.bf16(),
-        "report_to": "none",
+        "report_to": [name for name in _TRACKING.get().report_to if name != "tensorboard"] or "none",
         "save_strategy": "no",
         "logging_steps": 10,
         "disable_tqdm": True,
@@ -53,13 +111,22 @@ def trainer_arguments(spec: ModelSpec, output_dir: str | Path, seed: int, **over
     return values
 
 
-def _callbacks(progress: ProgressFn | None) -> list[TrainerCallback]:
-    return [ProgressCallback(progress)] if progress is not None else []
+def _callbacks(progress: ProgressFn | None, name: str) -> list[TrainerCallback]:
+    settings = _TRACKING.get()
+    callbacks: list[TrainerCallback] = [ProgressCallback(progress)] if progress is not None else []
+    if settings.progress and progress is None:
+        callbacks.append(StepProgress(name))
+    if settings.log_dir is not None and "tensorboard" in settings.report_to:
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        callbacks.append(TensorBoardCallback(SummaryWriter(str(Path(settings.log_dir) / name))))
+    return callbacks
 
 
 def _quiet(trainer, quiet: bool):
-    """Drop the callback that prints every log dict (sweeps show a progress bar instead)."""
-    if quiet:
+    """Drop the callback that prints every log dict (sweeps and jobs show a progress bar instead)."""
+    if quiet or _TRACKING.get().progress:
         trainer.remove_callback(PrinterCallback)
     return trainer
 
@@ -84,7 +151,7 @@ def build_sft_trainer(
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
             peft_config=spec.peft_config("CAUSAL_LM"),
-            callbacks=_callbacks(progress),
+            callbacks=_callbacks(progress, "sft"),
         ),
         quiet,
     )
@@ -131,7 +198,7 @@ def build_dpo_trainer(
             eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
             processing_class=tokenizer,
             peft_config=spec.peft_config("CAUSAL_LM"),
-            callbacks=_callbacks(progress),
+            callbacks=_callbacks(progress, "dpo"),
         ),
         quiet,
     )
@@ -150,12 +217,13 @@ def build_reward_trainer(
 ) -> RobustRewardTrainer:
     """A RobustRewardTrainer on chosen/rejected rows; ``config`` holds RobustRewardConfig fields."""
     args = RobustRewardConfig(**trainer_arguments(spec, output_dir, seed, **config))
-    return RobustRewardTrainer(
+    trainer = RobustRewardTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
         peft_config=spec.peft_config("SEQ_CLS"),
-        callbacks=_callbacks(progress),
+        callbacks=_callbacks(progress, "reward_model"),
     )
+    return _quiet(trainer, quiet=False)

@@ -29,6 +29,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -139,8 +140,11 @@ def fit_reward(
     val: PreferencePairs | None,
     config: FitConfig,
     test: PreferencePairs | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> FitResult:
     """Train ``net`` in place on ``train`` (teacher labels); keep the best epoch on ``val``.
+
+    ``on_epoch(record)`` sees each epoch's history record as it is made (progress, TensorBoard).
 
     ``val_accuracy`` in the history is the accuracy on the labels ``config.selection`` names (the
     teacher's by default, the oracle's for ``selection="oracle"``).
@@ -177,6 +181,8 @@ def fit_reward(
             record["test_accuracy"] = clean_accuracy(net, test)
         history.append(record)
         logger.debug("epoch %d: %s", epoch, record)
+        if on_epoch is not None:
+            on_epoch(record)
         if val is not None:
             if record["val_accuracy"] > best_acc:
                 best_acc, best_epoch, best_state = (
@@ -308,6 +314,8 @@ class RewardFitJobConfig:
     hidden: tuple[int, ...] = (64, 64)
     ensemble_size: int = 1
     fit: FitConfig = field(default_factory=FitConfig)
+    progress_bar: bool = True
+    """A bar with ETA over the epochs on a terminal, a status line every 30 s otherwise."""
 
     def __post_init__(self) -> None:
         from aligngym.rewards.pairs import SCRIPTED_POLICIES
@@ -350,7 +358,25 @@ def run_reward_fit_job(config: RewardFitJobConfig, seed: int, run_dir: Path) -> 
         seed=seed,
     )
     fit_config = dataclasses.replace(config.fit, seed=seed)
-    result = fit_reward(net, split.train, split.val, fit_config, split.test)
+    from torch.utils.tensorboard import SummaryWriter
+
+    from aligngym.progress import Progress
+
+    progress = Progress(
+        fit_config.epochs, f"reward-fit {config.env_id}", "epochs", enabled=config.progress_bar
+    )
+    with SummaryWriter(str(run_dir / "tensorboard")) as writer:  # `tensorboard --logdir results`
+
+        def on_epoch(record: dict[str, float]) -> None:
+            for name, value in record.items():
+                if name != "epoch":
+                    writer.add_scalar(f"fit/{name}", value, int(record["epoch"]))
+            progress.update()
+
+        result = fit_reward(net, split.train, split.val, fit_config, split.test, on_epoch=on_epoch)
+        for name, value in result.summary().items():
+            writer.add_scalar(f"result/{name}", float(value), result.epochs_run)
+    progress.close()
     save_reward_net(net, run_dir / "reward_net.safetensors")
     atomic_write_json(run_dir / "history.json", result.history)
     return {key: float(value) for key, value in result.summary().items()}

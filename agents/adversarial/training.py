@@ -23,6 +23,7 @@ resumes from (same folder, or ``resume_from=OLD_RUN_DIR``).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import math
@@ -57,9 +58,11 @@ from aligngym.agents.adversarial.opponents import (
 )
 from aligngym.agents.adversarial.tempered_sac import TemperedSAC
 from aligngym.agents.sb3_algorithms import ALGORITHMS
+from aligngym.agents.sb3_logging import DEFAULT_LOGGERS, check_loggers, sb3_formats, tracking
 from aligngym.agents.sb3_training import check_hyperparams, resolve_policy_kwargs, save_model
 from aligngym.agents.sb3_weights import load_policy, save_policy
 from aligngym.files import atomic_write_json, atomic_write_text
+from aligngym.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -153,11 +156,15 @@ class AdversarialConfig:
     torch_threads: int = 1
     """torch.set_num_threads: small MLPs run fastest on one thread, and runs share the machine."""
     device: str = "cpu"
-    progress_bar: bool = False
+    progress_bar: bool = True
+    """A bar with ETA over the iterations on a terminal, a status line every 30 s otherwise."""
+    loggers: list[str] = field(default_factory=lambda: list(DEFAULT_LOGGERS))
+    """Both players' SB3 logger formats (stdout, csv, tensorboard, json, log) and/or wandb."""
 
     def __post_init__(self) -> None:
         import gymnasium as gym
 
+        check_loggers(self.loggers)
         games = sorted(i for i in gym.registry if i.startswith("aligngym/Adversarial"))
         if self.env_id not in games:
             raise ValueError(f"env_id {self.env_id!r} is not a two-player game; valid: {', '.join(games)}")
@@ -272,7 +279,16 @@ class QARLConfig(AdversarialConfig):
 
 # Fields a resumed run may change: how long, where and how fast it runs, how it is evaluated.
 RESUMABLE_CHANGES = frozenset(
-    {"iterations", "resume_from", "evaluation", "progress_bar", "device", "torch_threads", "checkpoint_every"}
+    {
+        "iterations",
+        "resume_from",
+        "evaluation",
+        "progress_bar",
+        "loggers",
+        "device",
+        "torch_threads",
+        "checkpoint_every",
+    }
 )
 
 
@@ -355,7 +371,7 @@ class AdversarialTrainer:
             self.opponent = ModelPolicy(self.adversary)
             protagonist_vec.env_method("set_opponent", self.opponent)
         for name, model in self.players().items():
-            model.set_logger(configure(str(self.run_dir / name), ["csv", "tensorboard"]))
+            model.set_logger(configure(str(self.run_dir / name), sb3_formats(config.loggers)))
 
     def players(self) -> dict[str, BaseAlgorithm]:
         players = {"protagonist": self.protagonist}
@@ -370,22 +386,22 @@ class AdversarialTrainer:
         config = self.config
         start = time.perf_counter()
         self.resume()
-        iterations = range(self.iteration, config.iterations)
-        if config.progress_bar:
-            from tqdm.auto import tqdm
-
-            iterations = tqdm(
-                iterations,
-                desc=f"{config.method} iterations",
-                initial=self.iteration,
-                total=config.iterations,
-            )
-        for _ in iterations:
-            self.run_iteration()
-            if config.checkpoint_every and (
-                self.iteration % config.checkpoint_every == 0 or self.iteration == config.iterations
-            ):
-                self.save_checkpoint()
+        progress = Progress(
+            config.iterations,
+            f"{config.method} {config.env_id}",
+            unit="iterations",
+            initial=self.iteration,
+            enabled=config.progress_bar,
+        )
+        with tracking(config.loggers, self.run_dir, dataclasses.asdict(config)):
+            for _ in range(self.iteration, config.iterations):
+                self.run_iteration()
+                progress.update()
+                if config.checkpoint_every and (
+                    self.iteration % config.checkpoint_every == 0 or self.iteration == config.iterations
+                ):
+                    self.save_checkpoint()
+        progress.close()
         for name, model in self.players().items():
             save_model(model, self.run_dir / f"{name}.zip")  # for SB3 users; aligngym reads only:
             save_policy(model, self.run_dir / name)  # name.safetensors + name.json (no pickle)
