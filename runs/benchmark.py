@@ -181,6 +181,7 @@ def _print_report(out: Path, publish: Path | None, stem: str) -> int:
     methods = [m["name"] for m in _recipe(out).get("methods", [])]
     scores = _recipe(out).get("published") or {}
     report = render_report(out, header=report_header(out), method_order=methods, published=scores)
+    write_tensorboard(out)
     console = Console()  # the terminal's width (COLUMNS, or 80 when not a terminal)
     title = f"reward robustness: {out}  (IQM over seeds; the markdown file has 95 % CIs, every column)"
     for table in fitting_tables(console.width, report.summaries, title):
@@ -204,6 +205,30 @@ def _print_report(out: Path, publish: Path | None, stem: str) -> int:
         console.print(f"published: {published.markdown}, {published.csv}, {published.png}")
     console.print(f"table: {report.markdown}\ncsv:   {report.csv}\nplot:  {report.png}")
     return 0
+
+
+def write_tensorboard(out: Path) -> Path:
+    """``out/tensorboard``: one HParams run per finished cell (its grid keys and numeric results), for
+    ``tensorboard --logdir`` next to the jobs' logs. Derived from ``results.jsonl``, so rewritten each time."""
+    import math
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from aligngym.runs.sweep import RESULTS_FILE, finished_rows, read_rows
+
+    folder = out / "tensorboard"
+    shutil.rmtree(folder, ignore_errors=True)
+    keys = ("domain", "env", "method", "noise", "rate", "seed")
+    with SummaryWriter(str(folder)) as writer:
+        for row in finished_rows(read_rows(out / RESULTS_FILE)):
+            metrics = {
+                f"result/{name}": float(value)
+                for name, value in row.items()
+                if name not in keys and isinstance(value, (int, float)) and math.isfinite(value)
+            }
+            hparams = {name: row[name] for name in keys if name in row}
+            writer.add_hparams(hparams, metrics, run_name=row["key"].replace("/", "_"))
+    return folder
 
 
 def fitting_tables(width: int, summaries, title: str, signed: bool = False) -> list:

@@ -83,3 +83,16 @@ def test_saved_cells_counts_only_a_complete_folder(tmp_path):
     with (tmp_path / RESULTS_FILE).open("a") as f:
         f.write(_fake_rows(cells[-1:], {"clean_accuracy": 0.5}))
     assert saved_cells(recipe, tmp_path) == len(cells)
+
+
+def test_report_writes_one_tensorboard_hparams_run_per_cell(tmp_path):
+    from aligngym.runs.benchmark import write_tensorboard
+    from aligngym.runs.sweep import finished_rows, read_rows
+
+    shutil.copyfile(DEMO_ROWS, tmp_path / "results.jsonl")
+    folder = write_tensorboard(tmp_path)
+    runs = [p for p in folder.iterdir() if p.is_dir()]
+    assert len(runs) == len(finished_rows(read_rows(DEMO_ROWS)))
+    assert all(list(run.glob("events.out.tfevents.*")) for run in runs)
+    write_tensorboard(tmp_path)  # derived data: rewritten, not appended
+    assert len([p for p in folder.iterdir() if p.is_dir()]) == len(runs)
