@@ -10,7 +10,10 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 PYTEST_ENV := HF_HUB_OFFLINE=1 MUJOCO_GL=egl
 
-.PHONY: setup test test-slow test-gpu test-all demo lint clean
+LATEST_VENV ?= /tmp/aligngym-latest
+DEMO_OUT ?=
+
+.PHONY: setup test test-slow test-gpu test-all test-latest demo lint clean
 
 setup: $(STAMP)
 
@@ -30,13 +33,27 @@ test-slow: setup
 test-gpu: setup
 	$(PYTEST_ENV) $(BIN)/pytest -m gpu
 
-# The README's first command: the reward-robustness demo (about 3 minutes on 2 idle cores), ending with
-# the table and the plot's path. Re-running resumes into the same folder; delete it for fresh numbers.
+# The README's first command: the reward-robustness demo, ending with the table and the plot's path (the
+# README says how long it takes). Re-running resumes into the same folder; delete it for fresh numbers,
+# or `make demo DEMO_OUT=/tmp/demo` for another folder.
 demo: setup
-	$(BIN)/aligngym bench reward-robustness --recipe demo
+	$(BIN)/aligngym bench reward-robustness --recipe demo $(if $(DEMO_OUT),--out $(DEMO_OUT))
 
 test-all: setup
 	$(PYTEST_ENV) $(BIN)/pytest
+
+# The newest versions that pyproject's pins allow (trl, transformers, gymnasium, stable-baselines3, ...),
+# in a scratch venv, then the default tests: run it when a dependency releases, to see a break before
+# users do. Torch stays at TORCH_SPEC (a constraint), so no multi-GB CUDA download.
+test-latest:
+	rm -rf $(LATEST_VENV) && $(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
+	echo "$(TORCH_SPEC)" > $(LATEST_VENV)/constraints.txt
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager \
+		-c $(LATEST_VENV)/constraints.txt -e ".[$(EXTRAS)]"
+	$(LATEST_VENV)/bin/python -m pip list --format=freeze | grep -iE \
+		'^(torch|gymnasium|mujoco|stable.baselines3|transformers|trl|datasets|accelerate|peft)=='
+	$(PYTEST_ENV) $(LATEST_VENV)/bin/pytest -m "not slow and not gpu"
 
 lint: setup
 	$(BIN)/ruff check .
