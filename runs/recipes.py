@@ -2,7 +2,7 @@
 
 A recipe looks like::
 
-    job: sb3            # a name from `aligngym train --list-jobs`
+    job: sb3            # a job name from `aligngym train --list`
     name: ppo-pendulum  # used in the run folder name
     seed: 0
     config:             # fields of the job's config dataclass
