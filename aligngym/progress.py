@@ -89,7 +89,7 @@ class Progress:
             else ""
         )
         line = (
-            f"{self.desc}: {self.done}/{self.total} {self.unit}{percent}, {rate:.3g} {self.unit}/s, "
+            f"{self.desc}: {self.done}/{self.total} {self.unit}{percent}, {_rate(rate)} {self.unit}/s, "
             f"elapsed {duration(elapsed)}{eta}"
         )
         print(line, file=self.stream, flush=True)
@@ -103,6 +103,10 @@ class Progress:
             self._stop.set()
             self.enabled = False
             self.status()
+
+
+def _rate(rate: float) -> str:
+    return f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"
 
 
 def _is_terminal(stream: IO[str]) -> bool:
