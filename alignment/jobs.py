@@ -81,7 +81,7 @@ class JobTracking:
             require("wandb", "report_to: [wandb]")
 
     def tracking(self, run_dir: Path) -> Tracking:
-        return Tracking(tuple(self.report_to), run_dir / "tensorboard", self.progress_bar)
+        return Tracking(tuple(self.report_to), run_dir / "tensorboard", self.progress_bar, print_logs=False)
 
 
 @dataclass

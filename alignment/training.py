@@ -36,7 +36,9 @@ class Tracking:
     log_dir: Path | None = None
     """TensorBoard event files, one subfolder per trainer (sft, dpo, reward_model)."""
     progress: bool = False
-    """A bar / status lines over the training steps instead of TRL's printed log dicts."""
+    """A bar / status lines over the training steps."""
+    print_logs: bool = True
+    """TRL's printing of every log dict (PrinterCallback); the jobs turn it off (their logs are on disk)."""
 
 
 _TRACKING: ContextVar[Tracking] = ContextVar("aligngym_tracking", default=Tracking())  # noqa: B039 (frozen)
@@ -126,7 +128,7 @@ def _callbacks(progress: ProgressFn | None, name: str) -> list[TrainerCallback]:
 
 def _quiet(trainer, quiet: bool):
     """Drop the callback that prints every log dict (sweeps and jobs show a progress bar instead)."""
-    if quiet or _TRACKING.get().progress:
+    if quiet or not _TRACKING.get().print_logs:
         trainer.remove_callback(PrinterCallback)
     return trainer
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,4 @@ def test_text_jobs_report_only_where_asked():
     with tracking(Tracking(("tensorboard",), None, False)):
         assert trainer_arguments(spec, "out", 0)["report_to"] == "none"
     assert dataclasses.fields(Tracking)[0].default == ()
+    assert SFTJobConfig(progress_bar=False).tracking(Path("run")).print_logs is False  # never raw log dicts
