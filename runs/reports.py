@@ -82,7 +82,6 @@ DELTA_METRICS = (
     "normalized_return",
     "rl_clean_accuracy",
 )
-LOWER_IS_BETTER = ("epic", "ece")  # marked with a down arrow in the column titles
 REPORT_STEM = "report"
 
 
