@@ -98,9 +98,10 @@ def test_hopper_learned_returns_correlate_with_true_returns() -> None:
     )
     net = RewardNet(obs_dim=11, act_dim=3, seed=0)
     fit = fit_reward(net, split.train, None, FitConfig(epochs=20, patience=None), split.test)
-    # measured (seed 0): Spearman 0.995, clean test accuracy 0.983
-    assert fit.test_metrics["spearman"] >= 0.8
-    assert fit.test_metrics["accuracy"] >= 0.85
+    # measured (seeds 0, 1, 2 of segments, split and net): Spearman 0.995, 0.982, 0.992; accuracy 0.983,
+    # 0.970, 0.977
+    assert fit.test_metrics["spearman"] >= 0.95
+    assert fit.test_metrics["accuracy"] >= 0.93
 
 
 def _small_split(teacher: str = "oracle", level: float | None = None, seed: int = 0):
