@@ -19,7 +19,7 @@ from stable_baselines3.common.logger import configure
 import aligngym  # noqa: F401  (registers aligngym/... ids for make_vec_env)
 from aligngym.agents.sb3_algorithms import algorithm_class
 from aligngym.agents.sb3_logging import DEFAULT_LOGGERS, StepProgress, check_loggers, sb3_formats, tracking
-from aligngym.agents.sb3_weights import save_policy
+from aligngym.agents.sb3_weights import load_policy, read_description, save_policy
 from aligngym.entry_points import load_entry_point, resolve_allowed
 from aligngym.files import atomic_path
 
@@ -63,6 +63,10 @@ class SB3Config:
             raise ValueError(f"total_timesteps must be positive, got {self.total_timesteps}")
         if self.n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {self.n_envs}")
+        if ":" in self.env_id:  # gym.make("module:Env-v0") would import that module
+            raise ValueError(
+                f"env_id={self.env_id!r}: give a registered id, not 'module:id' (which imports code)"
+            )
         if self.eval_episodes < 1:
             raise ValueError(
                 f"eval_episodes={self.eval_episodes} must be >= 1 (a mean over no episodes is NaN)"
@@ -164,7 +168,7 @@ def train_sb3(config: SB3Config, seed: int, run_dir: Path) -> dict[str, Any]:
         progress = StepProgress(f"sb3 {config.algo} {config.env_id}", enabled=config.progress_bar)
         model.learn(total_timesteps=config.total_timesteps, callback=progress)
     save_model(model, run_dir / "model.zip")
-    save_policy(model, run_dir / "model", {"algo": config.algo, "policy": config.policy})
+    save_policy(model, run_dir / "model", {"sb3_config": dataclasses.asdict(config)})
     eval_env = make_vec_env(config.env_id, n_envs=1, seed=seed + 10_000, env_kwargs=config.env_kwargs)
     mean, std = evaluate_policy(model, eval_env, n_eval_episodes=config.eval_episodes, deterministic=True)
     return {
@@ -174,3 +178,17 @@ def train_sb3(config: SB3Config, seed: int, run_dir: Path) -> dict[str, Any]:
         "parameters": sum(p.numel() for p in model.policy.parameters()),
         "wall_s": round(time.perf_counter() - start, 2),
     }
+
+
+def load_trained_model(stem: str | Path, device: str = "cpu") -> BaseAlgorithm:
+    """The model an ``sb3`` run saved as ``<stem>.safetensors`` + ``<stem>.json``, without unpickling.
+
+    The JSON's ``sb3_config`` rebuilds the model (its policy is checked against ``POLICY_CLASSES`` like
+    a recipe's), then only the weights are loaded (:func:`aligngym.agents.sb3_weights.load_policy`).
+    """
+    info = read_description(stem)
+    try:
+        config = SB3Config(**{**info["sb3_config"], "device": device, "progress_bar": False})
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{stem}.json holds no valid sb3_config ({exc})") from None
+    return load_policy(build_model(config, seed=0), stem)

@@ -156,6 +156,11 @@ def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
         )
     hints = typing.get_type_hints(cls)
     kwargs = {name: coerce(value, hints[name], prefix + name) for name, value in values.items()}
+    env_id = kwargs.get("env_id")
+    if isinstance(env_id, str) and ":" in env_id:  # gym.make("module:Env-v0") imports that module
+        raise UsageError(
+            f"{prefix}env_id={env_id!r}: a 'module:id' env id imports code; give a registered id (see `aligngym envs`)"
+        )
     for name, value in kwargs.items():  # .inf only where the field's own default is infinite (no limit)
         default = fields[name].default
         if (

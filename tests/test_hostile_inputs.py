@@ -172,6 +172,10 @@ CLI_INPUTS = {
         "sb3 recipe",
     ),
     "sb3-unknown-env-id": (lambda t: ["train", _recipe(t, SB3_RECIPE), "env_id=NoSuchEnv-v0"], "NoSuchEnv"),
+    "sb3-env-id-imports-a-module": (
+        lambda t: ["train", _recipe(t, SB3_RECIPE), "env_id=os:Foo-v0"],
+        "a 'module:id' env id imports code",
+    ),
     "sb3-unknown-env-kwarg": (
         lambda t: ["train", _recipe(t, SB3_RECIPE), "env_kwargs.no_such_kwarg=1"],
         "no_such_kwarg",
@@ -548,7 +552,7 @@ def test_fault_a_failing_last_cell_keeps_every_other_row_and_a_rerun_retries_onl
     flag.touch()
     cells = grid(marker_dir=str(markers), fail_seeds=[3], fail_flag=str(flag))
     with pytest.raises(SweepError) as failure:
-        run_sweep(cells, CELL, out, workers=2, progress=False)
+        run_sweep(cells, CELL, out, workers=1, progress=False)
     message = str(failure.value)
     assert "\n" not in message and cell_key(cells[3]) in message and "planted failure in seed 3" in message
     rows = read_rows(out / "results.jsonl")
@@ -557,7 +561,7 @@ def test_fault_a_failing_last_cell_keeps_every_other_row_and_a_rerun_retries_onl
     assert [(r["key"], r["seed"]) for r in errors] == [(cell_key(cells[3]), 3)]
     assert errors[0]["error"] == "ValueError: planted failure in seed 3 second line of the message"
     flag.unlink()  # the cause fixed, the same command again retries only the failed cell
-    rows = run_sweep(cells, CELL, out, workers=2, progress=False)
+    rows = run_sweep(cells, CELL, out, workers=1, progress=False)
     assert [r["seed"] for r in rows] == [0, 1, 2, 3] and not any(r.get("error") for r in rows)
     assert sorted(starts(markers)) == sorted([cell_key(c) for c in cells] + [cell_key(cells[3])])
 
@@ -781,9 +785,31 @@ def test_fault_a_planted_pickle_in_a_run_folder_is_never_executed(tmp_path, caps
 def test_fault_altered_policy_weights_are_refused_with_one_line(tmp_path, capsys) -> None:
     run = tmp_path / "run"
     _tiny_rarl(run)
+    capsys.readouterr()  # training's own output is not the command's
     weights = run / "adversary.safetensors"
     data = bytearray(weights.read_bytes())
     data[-2] ^= 0x10
     weights.write_bytes(bytes(data))
     assert main(["eval", "robustness", str(run), "--worst-case-steps", "0", "--grid-points", "2"]) == 2
     assert "the file is altered" in one_error_line(capsys)
+
+
+def test_fault_an_sb3_run_model_loads_without_pickle_and_a_hostile_description_is_refused(tmp_path) -> None:
+    from aligngym.agents.sb3_training import SB3Config, load_trained_model, train_sb3
+
+    config = SB3Config(**{**SB3_RECIPE["config"], "progress_bar": False})
+    train_sb3(config, 0, tmp_path)
+    marker = tmp_path / "EXECUTED"
+    plant_payload(tmp_path / "model.zip", marker)
+    model = load_trained_model(tmp_path / "model")
+    assert not marker.exists()
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "model.safetensors"))
+    for name, tensor in model.policy.state_dict().items():
+        assert torch.equal(tensor, saved[name])
+    description = json.loads((tmp_path / "model.json").read_text())
+    description["sb3_config"]["policy"] = "os:system"  # a JSON someone edited to import code
+    (tmp_path / "model.json").write_text(json.dumps(description))
+    with pytest.raises(ValueError, match="'os:system' is not allowed"):
+        load_trained_model(tmp_path / "model")

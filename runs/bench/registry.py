@@ -25,6 +25,7 @@ MODULES = (
     "tensor_vs_mlp",
     "tensor_throughput",
     "tensor_distillation",
+    "react_parse",
 )
 
 

@@ -5,7 +5,7 @@ tensorly.decomposition.parafac at each rank, loaded into a TensorActorCriticPoli
 copied too) and evaluated deterministically next to the MLP on the same episodes. One model, one process.
 
     aligngym bench tensor-distillation \
-        results/bench/tensor-vs-mlp/runs/sb3__mlp-paper-pendulum__2__<stamp>/model.zip --publish benchmarks/results
+        results/bench/tensor-vs-mlp/runs/sb3__mlp-paper-pendulum__2__<stamp>/model.safetensors --publish benchmarks/results
 """
 
 from __future__ import annotations
@@ -34,7 +34,11 @@ def evaluate(model: Any, env_id: str, episodes: int, seed: int) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, help="a trained SB3 PPO model.zip on Pendulum-v1")
+    parser.add_argument(
+        "model",
+        type=Path,
+        help="model.safetensors of an sb3-job PPO run on Pendulum-v1 (its .zip is not read: loading one unpickles)",
+    )
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 3, 5, 8, 12])
     parser.add_argument(
         "--save-rank", type=int, default=5, help="save this rank's actor CPTensor to --cp-out"
@@ -51,18 +55,26 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from stable_baselines3 import PPO
 
+    from aligngym.agents.sb3_training import load_trained_model
     from aligngym.agents.tensor.distillation import distill_policy, save_cp_tensor
     from aligngym.agents.tensor.policies import TensorActorCriticPolicy
 
-    if not args.model.is_file():
+    stem = (
+        args.model.with_suffix("") if args.model.suffix in (".safetensors", ".zip", ".json") else args.model
+    )
+    if not stem.with_name(stem.name + ".json").is_file():
         raise UsageError(
-            f"model {str(args.model)!r} does not exist (a trained SB3 PPO model.zip on Pendulum-v1)"
+            f"model {str(args.model)!r}: no {stem.name}.safetensors + {stem.name}.json beside it "
+            "(an sb3-job run folder's model.safetensors; runs made before those files existed need re-training)"
         )
     torch.set_num_threads(1)
     out = out_dir(args, NAME)
     cp_out = args.cp_out or out / "actor_cp.safetensors"
     env_id = "Pendulum-v1"
-    source = PPO.load(args.model, device="cpu")
+    try:
+        source = load_trained_model(stem)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     source_return = evaluate(source, env_id, args.episodes, args.seed)
     rows = []
     for rank in args.ranks:
