@@ -13,7 +13,7 @@ PYTEST_ENV := HF_HUB_OFFLINE=1 MUJOCO_GL=egl
 LATEST_VENV ?= /tmp/aligngym-latest
 DEMO_OUT ?=
 
-.PHONY: setup test test-slow test-gpu test-all test-latest demo lint clean
+.PHONY: setup test test-slow test-gpu test-all test-latest demo lint coverage mutation clean
 
 setup: $(STAMP)
 
@@ -58,5 +58,19 @@ test-latest:
 lint: setup
 	$(BIN)/ruff check .
 
+# Coverage of the default suite with what pool workers and other Python subprocesses run (pyproject's
+# [tool.coverage]: every child measures itself into $(COVERAGE_FILE).*); terminal table + htmlcov/.
+coverage: setup
+	rm -f .coverage .coverage.*
+	COVERAGE_FILE=$(CURDIR)/.coverage $(PYTEST_ENV) $(BIN)/coverage run -m pytest -m "not slow and not gpu"
+	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/coverage combine -q
+	$(BIN)/coverage report --skip-covered
+	$(BIN)/coverage html -q
+
+# Plant the one-line bugs of tests/mutation/mutants.yaml one at a time in a copy of the tree, run the
+# module's tests against each, write benchmarks/results/mutation.{md,json} (about a minute per mutant).
+mutation: setup
+	$(PY) tests/mutation/run.py --label after
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .coverage .coverage.* htmlcov
