@@ -22,19 +22,19 @@ from aligngym.rewards.pairs import collect_segments, label_pairs, sample_pair_in
 from aligngym.rewards.reward_nets import RewardNet
 from aligngym.rewards.teachers import make_teacher
 
-TINY = dict(
-    env_id="Pendulum-v1",
-    total_timesteps=768,
-    n_envs=1,
-    query_every=256,
-    initial_queries=16,
-    query_budget=48,
-    segment_length=10,
-    heldout_pairs_per_round=20,
-    reward_epochs=2,
-    hyperparams={"n_steps": 256, "batch_size": 64, "n_epochs": 2},
-    eval_episodes=1,
-)
+TINY = {
+    "env_id": "Pendulum-v1",
+    "total_timesteps": 768,
+    "n_envs": 1,
+    "query_every": 256,
+    "initial_queries": 16,
+    "query_budget": 48,
+    "segment_length": 10,
+    "heldout_pairs_per_round": 20,
+    "reward_epochs": 2,
+    "hyperparams": {"n_steps": 256, "batch_size": 64, "n_epochs": 2},
+    "eval_episodes": 1,
+}
 
 
 def test_config_spreads_the_budget_and_rejects_bad_values():
