@@ -223,8 +223,15 @@ def _checksum(tensors: dict[str, Tensor]) -> str:
 
 
 def save_reward_net(net: RewardNet, path: str | os.PathLike) -> None:
-    """Write the weights as safetensors, with the architecture and their checksum as metadata (atomic)."""
+    """Write the weights as safetensors, with the architecture and their checksum as metadata (atomic).
+
+    ValueError (nothing written) for non-finite weights."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    for name, tensor in tensors.items():  # a diverged fit (e.g. lr=inf) must not leave a file that loads
+        if not torch.isfinite(tensor).all():
+            raise ValueError(
+                f"reward net tensor {name!r} holds non-finite values (training diverged); not saved"
+            )
     metadata = {"aligngym_reward_net": json.dumps(asdict(net.config)), "aligngym_sha256": _checksum(tensors)}
     atomic_save(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 

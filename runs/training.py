@@ -30,16 +30,22 @@ def run_recipe(
 
 
 def preflight(resolved: Recipe) -> None:
-    """Run the config's ``preflight()`` (checks that build things, e.g. the env once), if it has one.
+    """Run the config's ``preflight()`` (checks that build things, e.g. the env once), or build its ``env_id``.
 
     Whatever it raises about the recipe (an unknown env id or kwarg, a bad hyperparameter value, a resume
     folder without a checkpoint) becomes one UsageError line, before any run folder exists.
     """
-    check = getattr(resolved.config, "preflight", None)
-    if check is None:
-        return
     import gymnasium as gym
 
+    config = resolved.config
+    check = getattr(config, "preflight", None)
+    if check is None and isinstance(getattr(config, "env_id", None), str):
+        # A job without its own preflight that names an env: build that env once.
+        def check() -> None:
+            gym.make(config.env_id, **(getattr(config, "env_kwargs", None) or {})).close()
+
+    if check is None:
+        return
     try:
         check()
     except (ValueError, TypeError, KeyError, AssertionError, gym.error.Error) as exc:

@@ -205,6 +205,10 @@ CLI_INPUTS = {
         "fit.lr=inf must be a finite number",
     ),
     "reward-fit-lr-nan": (lambda t: ["train", "reward-fit-hopper", "fit.lr=.nan"], "fit.lr=nan"),
+    "reward-fit-unknown-env-id": (
+        lambda t: ["train", "reward-fit-hopper", "env_id=NoSuchEnv-v0"],
+        "NoSuchEnv",
+    ),
     "out-is-a-file": (
         lambda t: ["train", _recipe(t, SB3_RECIPE), "--out", str(_file(t))],
         "is a file, not a folder",
@@ -512,6 +516,17 @@ def test_input_reward_net_header_sizes_are_checked_before_allocation(tmp_path, f
     _rewrite_metadata(path, {"aligngym_reward_net": json.dumps(fields)})
     with pytest.raises(ValueError, match=expected):
         load_reward_net(path)
+
+
+def test_input_a_diverged_reward_net_is_not_saved(tmp_path) -> None:
+    from aligngym.rewards.reward_nets import save_reward_net
+
+    net = _net()
+    with torch.no_grad():
+        net.body[0].weight[0, 0, 0] = float("inf")  # what fit.lr=inf produced
+    with pytest.raises(ValueError, match="non-finite values"):
+        save_reward_net(net, tmp_path / "net.safetensors")
+    assert not (tmp_path / "net.safetensors").exists()
 
 
 def test_input_a_truncated_reward_net_file_is_one_value_error(tmp_path) -> None:
