@@ -149,6 +149,22 @@ def _fake_checkpoint(tmp_path: Path, config_changes: dict) -> Path:
     return folder
 
 
+def test_resume_check_accepts_what_a_resumed_run_may_change(tmp_path) -> None:
+    from aligngym.agents.adversarial.training import check_resume_folder
+    from aligngym.runs.recipes import recipe_from_dict
+
+    folder = _fake_checkpoint(tmp_path, {"iterations": 1, "progress_bar": True})
+    longer = recipe_from_dict(
+        {**RARL_RECIPE, "config": {**RARL_RECIPE["config"], "iterations": 5, "resume_from": str(folder)}}
+    )
+    check_resume_folder(longer.config, folder)  # more iterations, another progress setting: fine
+    other = recipe_from_dict(
+        {**RARL_RECIPE, "config": {**RARL_RECIPE["config"], "hyperparams": {"batch_size": 4}}}
+    )
+    with pytest.raises(ValueError, match="hyperparams.batch_size=8"):
+        check_resume_folder(other.config, folder)
+
+
 # id -> (argv builder(tmp_path) -> argv, text the error line must contain)
 CLI_INPUTS = {
     "sb3-policy-os-system": (

@@ -501,6 +501,7 @@ class AdversarialTrainer:
         """Load the latest checkpoint of this run folder, else of ``resume_from``; False if none."""
         sources = [self.checkpoints]
         if self.config.resume_from:
+            check_resume_folder(self.config, Path(self.config.resume_from))  # same settings, or ValueError
             sources.append(CheckpointFolder(Path(self.config.resume_from) / "checkpoints"))
         for source in sources:
             found = source.latest()
