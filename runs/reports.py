@@ -555,17 +555,20 @@ def return_verdict(
         "power; "
         f"a gap of {TARGET_GAP} needs {needed if needed else '> 10000'} seeds."
     )
-    if not learned or gap > RESOLVABLE_GAP:
-        why = (
-            "the reference agent has not clearly learned"
-            if not learned
-            else (f"it resolves only gaps >= {gap:.2f} (> {RESOLVABLE_GAP})")
-        )
+    if not learned:
         lines.append(
-            f"Verdict: at this RL budget the return column CANNOT separate methods ({why}); read the "
-            "reward-learning columns, or run a recipe with a longer RL phase (extended, paper)."
+            "Verdict: at this RL budget the return column CANNOT separate methods (the reference agent "
+            "has not clearly learned, so a normalised return of 1 is no achievement); read the "
+            "reward-learning columns, or run a recipe whose reference agent learns (extended, paper)."
         )
         return lines
+    coarse = gap > RESOLVABLE_GAP
+    if coarse:
+        lines.append(
+            f"The resolution is COARSE: {seeds} seeds detect only gaps >= {gap:.2f} in normalised "
+            f"return (more than {RESOLVABLE_GAP} of the way from random to true-reward RL) with "
+            f"{100 * POWER:.0f} % power; smaller differences go unseen."
+        )
     significant = [
         f"{d.key['method']} at {d.key['noise']} {_rate(d.key['rate'])}: "
         f"{d.intervals['normalized_return'].text(3, signed=True)}"
@@ -582,7 +585,8 @@ def return_verdict(
     else:
         lines.append(
             f"Verdict: no method's normalised return differs from {baseline}: all {len(deltas)} paired "
-            f"95 % CIs cover 0 (gaps >= {gap:.2f} would have been seen with {100 * POWER:.0f} % power)."
+            f"95 % CIs cover 0 (gaps >= {gap:.2f} would have been seen with {100 * POWER:.0f} % power"
+            + ("; smaller ones would not: no evidence either way below that)." if coarse else ").")
         )
     return lines
 
@@ -590,6 +594,8 @@ def return_verdict(
 def _return_note(verdict: Sequence[str]) -> str:
     if any("CANNOT separate" in line for line in verdict):
         return "(this RL budget cannot separate methods)"
+    if any("resolution is COARSE" in line for line in verdict):
+        return "(coarse: these seeds miss small gaps; see the verdict)"
     return ""
 
 
