@@ -324,17 +324,24 @@ def csv_text(summaries: Sequence[Summary]) -> str:
 REFERENCE_LINES = {"normalized_return": ((0.0, "random policy (0)", "--"), (1.0, "true-reward RL (1)", ":"))}
 
 
-def _robust_limits(points: list[float], ends: list[float], references: Sequence[float] = ()) -> tuple:
-    """y-limits around the estimates: CI ends count only up to one spread of the estimates beyond them.
+def _robust_limits(
+    points: list[float], intervals: list[tuple[float, float]], references: Sequence[float] = ()
+) -> tuple:
+    """y-limits around the estimates and their CIs, robust to one wild interval.
 
-    So one wild seed (a huge CI) does not flatten every other line; reference lines always show.
+    CI ends count up to ``reach`` beyond the estimates: the larger of the estimates' spread and twice
+    the median CI half-width. So typical CIs show whole, while one wild seed's huge CI is cut instead
+    of flattening every other line; reference lines always show.
     """
     points = [v for v in points if math.isfinite(v)] + list(references)
     if not points:
         return None
     low, high = min(points), max(points)
-    reach = max(high - low, 0.05 * max(abs(low), abs(high)), 1e-3)
-    ends = [v for v in ends if math.isfinite(v)]
+    pairs = [(a, b) for a, b in intervals if math.isfinite(a) and math.isfinite(b)]
+    halves = [(b - a) / 2 for a, b in pairs]
+    typical = float(np.median(halves)) if halves else 0.0
+    reach = max(high - low, 2 * typical, 0.05 * max(abs(low), abs(high)), 1e-3)
+    ends = [v for pair in pairs for v in pair]
     low = max(min([low, *ends]), low - reach)
     high = min(max([high, *ends]), high + reach)
     pad = max(0.05 * (high - low), 0.1 * reach)
@@ -383,6 +390,7 @@ def plot(
     colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
     for row, ((domain, env, noise), group) in enumerate(panels.items()):
         xlabel = f"{noise} teacher: {NOISE_AXES.get(noise, 'noise level')}"
+        levels = sorted({float(s.key["rate"]) for s in group})
         for col, metric in enumerate(metrics):
             ax = axes[row][col]
             points, ends = [], []
@@ -400,8 +408,10 @@ def plot(
                 high = np.array([i.high if math.isfinite(i.high) else i.value for _, i in series])
                 ax.plot(x, y, marker="o", label=method, color=colors[method])
                 ax.fill_between(x, low, high, alpha=0.15, color=colors[method])
+                if len(x) == 1:
+                    ax.errorbar(x, y, yerr=[y - low, high - y], fmt="none", capsize=4, color=colors[method])
                 points += list(y)
-                ends += list(low) + list(high)
+                ends += list(zip(low, high))
             references = REFERENCE_LINES.get(metric, ())
             for level, label, style in references:
                 ax.axhline(level, color="0.3", linestyle=style, linewidth=1.0, label=label)
@@ -413,12 +423,14 @@ def plot(
             else:
                 ax.set_title(f"{env} - {noise}", fontsize=10)
             ax.set_xlabel(xlabel, fontsize=9)
+            ax.set_xticks(levels)
             ax.set_ylabel(PLOT_LABELS.get(metric, METRICS.get(metric, metric)), fontsize=9)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
         if headline is not None:
             _delta_panel(axes[row][-1], deltas, (domain, env, noise), headline, methods, colors, baseline)
             axes[row][-1].set_xlabel(xlabel, fontsize=9)
+            axes[row][-1].set_xticks(levels)
     fig.suptitle(
         f"reward learning under corrupted preferences: IQM over {_seed_caption(summaries)} seeds per point, "
         "bands = 95 % stratified-bootstrap CI\nright: paired difference to "
@@ -464,7 +476,7 @@ def _delta_panel(
         high = np.array([i.high if math.isfinite(i.high) else i.value for _, i in series])
         ax.errorbar(x, y, yerr=[y - low, high - y], fmt="o", capsize=3, color=colors[method], label=method)
         points += list(y)
-        ends += list(low) + list(high)
+        ends += list(zip(low, high))
     ax.axhline(0.0, color="0.3", linewidth=1.0, linestyle="--", label=f"= {baseline}")
     limits = _robust_limits(points, ends, [0.0])
     if limits is not None:

@@ -284,9 +284,11 @@ def test_cli_runs_a_tiny_benchmark_end_to_end_and_renders_it(tmp_path, capsys):
 def test_robust_y_limits_keep_the_estimates_readable_despite_one_wild_interval():
     from aligngym.runs.reports import _robust_limits
 
-    low, high = _robust_limits([0.5, 0.6, 0.7], [0.45, 0.75, -50.0, 60.0], references=[0.0, 1.0])
-    assert -1.2 < low < 0.0 and 1.0 < high < 2.2  # the references show, the +-50 interval is cut
-    low, high = _robust_limits([0.5, 0.6], [0.55, 0.65])
-    assert low < 0.5 and high > 0.65
-    low, high = _robust_limits([0.3, 0.3], [0.3, 0.3])  # all equal: still a non-empty range
+    intervals = [(0.45, 0.55), (0.55, 0.65), (0.6, 0.8), (-50.0, 60.0)]
+    low, high = _robust_limits([0.5, 0.6, 0.7, 0.6], intervals, references=[0.0, 1.0])
+    assert -1.2 < low < 0.0 and 1.0 < high < 2.2  # the references show, the +-55 interval is cut
+    # CIs much wider than the spread of the estimates show whole (a paired-difference panel)
+    low, high = _robust_limits([0.01, 0.05], [(-0.3, 0.32), (-0.29, 0.39)])
+    assert low < -0.3 and high > 0.39
+    low, high = _robust_limits([0.3, 0.3], [(0.3, 0.3)])  # all equal: still a non-empty range
     assert low < 0.3 < high
