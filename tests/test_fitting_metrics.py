@@ -72,3 +72,27 @@ def test_r3m_flags_exactly_the_pairs_whose_label_contradicts_a_perfect_net():
     assert metrics["flagged_fraction"] == pytest.approx(3 / 8)
     assert metrics["label_accuracy"] == pytest.approx(5 / 8) and metrics["oracle_accuracy"] == 1.0
     assert "outlier_precision" not in train_diagnostics(LookupNet(), noisy, BradleyTerryLoss())
+
+
+def test_history_train_loss_is_the_mean_over_the_epochs_batches():
+    """With a negligible learning rate the epoch's batches all see the initial net: two equal batches of
+    64 pairs, so the recorded loss is the Bradley-Terry loss of the initial net over all 128 pairs."""
+    from aligngym.rewards.fitting import FitConfig, fit_reward
+    from aligngym.rewards.reward_nets import RewardNet
+
+    rng = np.random.default_rng(0)
+    n, length = 64, 3
+    obs = rng.normal(size=(n, length, 2)).astype(np.float32)
+    rewards = obs.sum(axis=2).astype(np.float64)
+    segments = SegmentSet(obs, np.zeros((n, length, 1), np.float32), rewards, np.zeros(n, int))
+    first = rng.integers(n, size=128)
+    second = (first + rng.integers(1, n, size=128)) % n
+    oracle = (rewards.sum(1)[first] > rewards.sum(1)[second]).astype(np.float32)
+    pairs = PreferencePairs(segments, first, second, oracle, oracle, np.zeros(128, bool))
+    net = RewardNet(obs_dim=2, act_dim=1, hidden=(8,), seed=0)
+    with torch.no_grad():
+        returns = net(torch.as_tensor(obs), torch.zeros(n, length, 1)).sum(dim=-1).double()
+    sign = torch.as_tensor(2.0 * oracle - 1.0, dtype=torch.float64)
+    expected = float(BradleyTerryLoss()(sign * (returns[first] - returns[second])).loss)
+    fit = fit_reward(net, pairs, None, FitConfig(epochs=1, batch_size=64, lr=1e-12, patience=None))
+    assert fit.history[0]["train_loss"] == pytest.approx(expected, rel=1e-5)

@@ -119,3 +119,10 @@ def test_judge_scores_candidate_i_by_the_log_probability_of_its_number(kb):
     expected = [float(logp[tokenizer.convert_tokens_to_ids(str(i))]) for i in (1, 2, 3)]
     assert scores == pytest.approx(expected, abs=1e-6)
     assert len(set(scores)) == 3  # the numbers' log-probs differ, so an off-by-one shows
+
+
+def test_the_bootstrap_demonstrates_exactly_the_configured_number_of_questions(tmp_path):
+    loop = _loop(tmp_path, demonstrations=3)
+    rows = loop.demonstrations()
+    questions = {row["prompt"].split("\n", 1)[0] for row in rows}
+    assert len(questions) == 3 and all(q.startswith("Question:") for q in questions)
