@@ -559,13 +559,27 @@ def return_verdict(
         )
         return lines
     sd = float(np.median(spreads))
-    gap = statistics.detectable_gap(sd, seeds, POWER)
     needed = statistics.seeds_for_power(TARGET_GAP, sd, POWER)
+    # per setting: the gap its paired t test detects with 80 % power at its own seeds and spread
+    gaps = {
+        id(d): statistics.detectable_gap(
+            d.std["normalized_return"], d.intervals["normalized_return"].n, POWER
+        )
+        for d in deltas
+    }
+    finite = [g for g in gaps.values() if math.isfinite(g)]
+    gap = max(finite) if finite else math.nan
+    per_setting = "; ".join(
+        f"{d.key['method']} at {d.key['noise']} {_rate(d.key['rate'])}: {gaps[id(d)]:.2f} "
+        f"(sd {d.std['normalized_return']:.3f}, {d.intervals['normalized_return'].n} seeds)"
+        for d in deltas
+        if math.isfinite(gaps[id(d)])
+    )
     lines.append(
-        f"Resolution: the paired differences to {baseline} in normalised return spread by sd {sd:.3f} "
-        f"(median); with {seeds} seeds the paired t test detects gaps >= {gap:.3f} with {100 * POWER:.0f} % "
-        "power; "
-        f"a gap of {TARGET_GAP} needs {needed if needed else '> 10000'} seeds."
+        f"Resolution: the smallest gap in normalised return that the paired t test against {baseline} "
+        f"detects with {100 * POWER:.0f} % power, from the spread of the paired differences: "
+        f"{per_setting}. At the median sd {sd:.3f} a gap of {TARGET_GAP} needs "
+        f"{needed if needed else '> 10000'} seeds."
     )
     if not learned:
         lines.append(
@@ -574,11 +588,16 @@ def return_verdict(
             "reward-learning columns, or run a recipe whose reference agent learns (extended, paper)."
         )
         return lines
-    coarse = gap > RESOLVABLE_GAP
+    coarse_settings = [
+        f"{d.key['method']} at {d.key['noise']} {_rate(d.key['rate'])}"
+        for d in deltas
+        if gaps[id(d)] > RESOLVABLE_GAP
+    ]
+    coarse = bool(coarse_settings)
     if coarse:
         lines.append(
-            f"The resolution is COARSE: {seeds} seeds detect only gaps >= {gap:.2f} in normalised "
-            f"return (more than {RESOLVABLE_GAP} of the way from random to true-reward RL) with "
+            f"The resolution is COARSE for {', '.join(coarse_settings)}: only gaps of more than "
+            f"{RESOLVABLE_GAP} of the way from random to true-reward RL are detected there with "
             f"{100 * POWER:.0f} % power; smaller differences go unseen."
         )
     significant = [
@@ -597,7 +616,8 @@ def return_verdict(
     else:
         lines.append(
             f"Verdict: no method's normalised return differs from {baseline}: all {len(deltas)} paired "
-            f"95 % CIs cover 0 (gaps >= {gap:.2f} would have been seen with {100 * POWER:.0f} % power"
+            f"95 % CIs cover 0 (gaps above the resolution, at most {gap:.2f}, would have been seen with "
+            f"{100 * POWER:.0f} % power"
             + ("; smaller ones would not: no evidence either way below that)." if coarse else ").")
         )
     return lines

@@ -158,7 +158,7 @@ def test_return_verdict_finds_a_real_gap_and_states_the_power():
     lines = return_verdict(_return_rows(0.3, 0.05), REFS, {"E": {"return": -157.0, "source": "zoo"}})
     text = " ".join(lines)
     assert "has clearly learned" in text and "published -157 (zoo)" in text
-    assert "with 5 seeds the paired t test detects gaps >=" in text
+    assert "detects with 80 % power" in text and "r3m at mistake 0.2: 0.0" in text and "5 seeds)" in text
     assert "r3m at mistake 0.2: +0.295 [" in text
 
 
