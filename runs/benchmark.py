@@ -11,6 +11,7 @@ import shlex
 import shutil
 from pathlib import Path
 
+from aligngym.runs.bench.options import add_sweep_arguments, sweep_options
 from aligngym.runs.errors import UsageError
 
 DEFAULT_ROOT = Path("results") / "reward-robustness"
@@ -30,20 +31,8 @@ def add_robustness_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"results folder (default {DEFAULT_ROOT}/<recipe name>); "
         "re-running into the same folder skips finished cells",
     )
-    parser.add_argument(
-        "--backend",
-        choices=("local", "ray"),
-        default="local",
-        help="local process pool (default) or Ray tasks",
-    )
-    parser.add_argument(
-        "--address", help="Ray cluster address (with --backend ray), e.g. auto or ray://host:10001"
-    )
-    parser.add_argument(
-        "--workers", type=int, help="parallel cells (default: CPU count; Ray: CPUs of a local Ray)"
-    )
+    add_sweep_arguments(parser)
     parser.add_argument("--domain", choices=("control", "text"), help="override the recipe's domain")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--publish",
         type=Path,
@@ -55,8 +44,7 @@ def add_robustness_arguments(parser: argparse.ArgumentParser) -> None:
 def run_robustness(args: argparse.Namespace) -> int:
     from aligngym.runs.reward_benchmark import load_bench_recipe, run_benchmark
 
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers={args.workers} must be >= 1")
+    sweep = sweep_options(args)
     try:
         recipe = load_bench_recipe(args.recipe, args.overrides, domain=args.domain)
     except ValueError as exc:
@@ -67,10 +55,10 @@ def run_robustness(args: argparse.Namespace) -> int:
         run_benchmark(
             recipe,
             out,
-            args.backend,
-            args.workers,
-            args.address,
-            not args.no_progress,
+            sweep["backend"],
+            sweep["workers"],
+            sweep["address"],
+            sweep["progress"],
             argv=command_line(args, out),
         )
     except ValueError as exc:
