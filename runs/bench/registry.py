@@ -22,7 +22,6 @@ MODULES = (
     "dpo_text_robustness",
     "dpo_step_time",
     "rest_generations",
-    "rest_matched",
     "tensor_vs_mlp",
     "tensor_paper_protocol",
     "tensor_throughput",
