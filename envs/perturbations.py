@@ -220,6 +220,7 @@ DEFAULT_GRIDS: dict[str, GridRange] = {
     "Ant": GridRange("torso", None),
     "Swimmer": GridRange("torso", None),
     "InvertedPendulum": GridRange("pole", None),
+    "PointMass": GridRange("mass", None),
 }
 
 
@@ -305,6 +306,69 @@ class GridResult:
         return out
 
 
+def perturbable(env: gym.Env) -> gym.Env:
+    """``env`` able to take perturbation reset options: MuJoCo envs get a :class:`ModelPerturbation`;
+    envs whose ``perturbs_itself`` is true (the point mass) take the options as they are."""
+    return env if getattr(env.unwrapped, "perturbs_itself", False) else ModelPerturbation(env)
+
+
+def grid_ranges(
+    env: gym.Env, body: str | None = None
+) -> tuple[str, float, tuple[float, float], tuple[float, float]]:
+    """The task's default grid of a :func:`perturbable` env: body, its nominal mass (kg), the mass range
+    (kg) and the friction-scale range (``DEFAULT_GRIDS``; 0.5x-1.5x the nominal mass where it has none)."""
+    grid = DEFAULT_GRIDS.get(task_name(env), GridRange("torso", None))
+    body = body or grid.body
+    nominal_mass = env.get_wrapper_attr("nominal").nominal_mass(body)
+    masses = grid.masses or (0.5 * nominal_mass, 1.5 * nominal_mass)
+    return body, nominal_mass, masses, grid.frictions
+
+
+class DomainRandomization(gym.Wrapper):
+    """Each episode at a (mass, friction) drawn uniformly from ranges: the domain-randomisation baseline.
+
+    Wraps a :func:`perturbable` env (a MuJoCo env is wrapped here) and passes the draw as reset options;
+    options given to ``reset`` win. By default the ranges are the task's robustness-grid ranges, so the
+    baseline trains over exactly the models it is evaluated on. Draws come from its own generator.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> env = DomainRandomization(gym.make("Hopper-v5"), seed=0)
+        >>> _ = env.reset(seed=0)
+        >>> 1.0 <= env.unwrapped.model.body_mass[1] <= 9.0, env.last_draw["mass_bodies"]
+        (True, ('torso',))
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        masses: tuple[float, float] | None = None,
+        frictions: tuple[float, float] | None = None,
+        body: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        env = perturbable(env)
+        super().__init__(env)
+        self.body, self.nominal_mass, default_masses, default_frictions = grid_ranges(env, body)
+        self.masses = tuple(float(m) for m in (masses or default_masses))
+        self.frictions = tuple(float(f) for f in (frictions or default_frictions))
+        if len(self.masses) != 2 or not 0.0 < self.masses[0] <= self.masses[1]:
+            raise ValueError(f"masses={list(self.masses)} must be (low, high) kg with 0 < low <= high")
+        if len(self.frictions) != 2 or not 0.0 <= self.frictions[0] <= self.frictions[1]:
+            raise ValueError(f"frictions={list(self.frictions)} must be (low, high) with 0 <= low <= high")
+        self.rng = np.random.default_rng(seed)
+        self.last_draw: dict[str, Any] = {}
+        """The perturbation options of the current episode."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self.last_draw = {
+            "mass_scale": float(self.rng.uniform(*self.masses)) / self.nominal_mass,
+            "mass_bodies": (self.body,),
+            "friction_scale": float(self.rng.uniform(*self.frictions)),
+        }
+        return self.env.reset(seed=seed, options={**self.last_draw, **(options or {})})
+
+
 def robustness_grid(
     make_env: Callable[[], gym.Env],
     policy: Callable[[Any], Any],
@@ -325,16 +389,13 @@ def robustness_grid(
     """
     if episodes < 1:
         raise ValueError(f"episodes={episodes} must be >= 1")
-    env = ModelPerturbation(make_env())
+    env = perturbable(make_env())
     task = task_name(env)
-    grid = DEFAULT_GRIDS.get(task, GridRange("torso", None))
-    body = body or grid.body
-    nominal_mass = env.nominal.nominal_mass(body)
+    body, nominal_mass, (mass_low, mass_high), friction_range = grid_ranges(env, body)
     if masses is None:
-        low, high = grid.masses or (0.5 * nominal_mass, 1.5 * nominal_mass)
-        masses = np.linspace(low, high, points)
+        masses = np.linspace(mass_low, mass_high, points)
     if frictions is None:
-        frictions = np.linspace(*grid.frictions, points)
+        frictions = np.linspace(*friction_range, points)
     masses, frictions = [float(m) for m in masses], [float(f) for f in frictions]
     returns = np.zeros((len(masses), len(frictions)))
     stds = np.zeros_like(returns)

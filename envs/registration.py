@@ -48,6 +48,18 @@ def register_envs() -> None:
             reward_threshold=threshold,
         )
     _register(
+        "AdversarialPointMass-v0",
+        "aligngym.envs.point_mass:PointMassWindEnv",
+        "two-player zero-sum point mass (pure Python): reach the goal through a gap vs a 10x stronger wind",
+        max_episode_steps=500,
+    )
+    _register(
+        "PointMassProtagonist-v0",
+        "aligngym.envs.point_mass:protagonist_env",
+        "the point mass of AdversarialPointMass-v0, protagonist view, no wind",
+        max_episode_steps=500,
+    )
+    _register(
         "TextGeneration-v0",
         "aligngym.envs.text.generation:TextGenerationEnv",
         "one-step text generation: prompt -> response, reward from a text task, a function or a reward model",

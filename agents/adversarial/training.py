@@ -3,8 +3,10 @@
 One runner, four methods (each a job of ``aligngym train``):
 
 - ``adversarial-baseline`` with ``adversary: none``: plain SAC on the task (zero force);
-- ``adversarial-baseline`` with ``adversary: random``: SAC against uniform random forces
-  (domain-randomisation-like);
+- ``adversarial-baseline`` with ``adversary: random``: SAC against uniform random forces;
+- ``adversarial-baseline`` with ``domain_randomization: true``: SAC with each episode at a (mass,
+  friction) drawn uniformly from the robustness grid's ranges (domain randomisation, Tobin et al. 2017;
+  Peng et al. 2018), no force;
 - ``rarl``: alternate, every iteration, ``adversary_steps`` of adversary learning against the frozen
   protagonist, then ``protagonist_steps`` of protagonist learning against the frozen adversary (Pinto et
   al. 2017); both plain SB3 SAC (or PPO);
@@ -61,12 +63,13 @@ from aligngym.agents.sb3_algorithms import ALGORITHMS
 from aligngym.agents.sb3_logging import DEFAULT_LOGGERS, check_loggers, sb3_formats, tracking
 from aligngym.agents.sb3_training import check_hyperparams, resolve_policy_kwargs, save_model
 from aligngym.agents.sb3_weights import load_policy, save_policy
+from aligngym.envs.perturbations import DomainRandomization
 from aligngym.files import atomic_write_json, atomic_write_text
 from aligngym.progress import Progress
 
 logger = logging.getLogger(__name__)
 
-Method = Literal["sac", "random", "rarl", "qarl"]
+Method = Literal["sac", "random", "dr", "rarl", "qarl"]
 
 
 @dataclass
@@ -236,12 +239,25 @@ class AdversarialConfig:
 
 @dataclass
 class BaselineConfig(AdversarialConfig):
-    """SAC (or PPO) without a learning adversary: no force, or uniform random forces."""
+    """SAC (or PPO) without a learning adversary: no force, uniform random forces, or domain randomisation."""
 
     adversary: Literal["none", "random"] = "none"
+    domain_randomization: bool = False
+    """Train each episode at a uniform draw of the evaluation grid's mass x friction ranges (the grid's
+    ``evaluation.masses`` / ``frictions`` when set, else the task's ``DEFAULT_GRIDS``); no force."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.domain_randomization and self.adversary != "none":
+            raise ValueError(
+                f"domain_randomization=true with adversary={self.adversary!r}: the domain-randomisation "
+                "baseline applies no force; use adversary: none"
+            )
 
     @property
     def method(self) -> Method:
+        if self.domain_randomization:
+            return "dr"
         return "sac" if self.adversary == "none" else "random"
 
 
@@ -359,7 +375,10 @@ class AdversarialTrainer:
         self.opponent: Any = None
         if config.method == "random":
             self.opponent = RandomForce(self.protagonist_game.unwrapped.adversary_action_space, seed=seed + 3)
-        protagonist_vec = DummyVecEnv([lambda: protagonist_env(self.protagonist_game, self.opponent)])
+        training_game = self.protagonist_game
+        if config.method == "dr":
+            training_game = domain_randomized(config, self.protagonist_game, seed + 4)
+        protagonist_vec = DummyVecEnv([lambda: protagonist_env(training_game, self.opponent)])
         self.protagonist = build_player(config, "protagonist", protagonist_vec, seed)
         self.adversary: BaseAlgorithm | None = None
         if config.has_learning_adversary:
@@ -527,6 +546,18 @@ class AdversarialTrainer:
             logger.info("resumed from %s at iteration %d", folder, self.iteration)
             return True
         return False
+
+
+def domain_randomized(config: AdversarialConfig, game: Any, seed: int) -> Any:
+    """``game`` with each episode's model drawn from the evaluation grid's ranges (the DR baseline)."""
+    evaluation = config.evaluation
+    return DomainRandomization(
+        game,
+        masses=(min(evaluation.masses), max(evaluation.masses)) if evaluation.masses else None,
+        frictions=(min(evaluation.frictions), max(evaluation.frictions)) if evaluation.frictions else None,
+        body=evaluation.grid_body,
+        seed=seed,
+    )
 
 
 def train_adversarial(config: AdversarialConfig, seed: int, run_dir: Path) -> dict[str, Any]:

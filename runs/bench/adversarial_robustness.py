@@ -39,7 +39,13 @@ from aligngym.runs.bench.options import (
 
 NAME = "adversarial-robustness"
 DESCRIPTION = "robustness of SAC, RARL and QARL protagonists: methods x seeds, heatmaps (sweep)"
-RECIPES = {"sac": "sac-{task}", "random": "sac-random-{task}", "rarl": "rarl-{task}", "qarl": "qarl-{task}"}
+RECIPES = {
+    "sac": "sac-{task}",
+    "random": "sac-random-{task}",
+    "dr": "sac-dr-{task}",
+    "rarl": "rarl-{task}",
+    "qarl": "qarl-{task}",
+}
 METRICS = (
     "nominal_return",
     "vs_adversary_return",
@@ -206,8 +212,8 @@ def run(args: argparse.Namespace) -> int:
             "config": {"recipe": recipes[method], "overrides": args.overrides},
             "runs": str(out / "runs"),  # where the run folders go; not part of the cell's identity
         }
+        for seed in range(args.seeds)  # seed-major: a partial sweep holds whole seeds of every method
         for method in args.methods
-        for seed in range(args.seeds)
     ]
     start = time.perf_counter()
     rows = run_sweep(cells, f"{__name__}:run_cell", out, **sweep_options(args))
