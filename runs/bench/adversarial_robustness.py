@@ -91,61 +91,218 @@ def heatmap_title(method: str, grid: Any, seeds: int) -> str:
     return f"{method}, {seeds} seeds: mean {grid.mean:.0f}, worst {grid.worst:.0f}"
 
 
-def versus_sac(rows: list[dict[str, Any]], sac_rows: list[dict[str, Any]], metric: str) -> str:
-    """Relative difference of the seed means to SAC and Welch's t-test p-value (unequal variances)."""
-    from scipy.stats import ttest_ind
+METRIC_TITLES = {
+    "nominal_return": "nominal",
+    "vs_adversary_return": "vs training adversary",
+    "vs_worst_case_return": "vs fresh worst-case adversary",
+    "vs_constant_push_return": "vs strongest constant push",
+    "grid_mean": "grid mean",
+    "grid_worst": "grid worst cell",
+}
+COMPARED = ("grid_mean", "grid_worst", "vs_worst_case_return", "vs_constant_push_return", "nominal_return")
+"""The metrics of the method-vs-baseline table, the robustness ones first."""
 
-    if not sac_rows or rows is sac_rows:
-        return "-"
-    values, sac = [r[metric] for r in rows], [r[metric] for r in sac_rows]
-    relative = 100 * (np.mean(values) / np.mean(sac) - 1)
-    p_value = (
-        ttest_ind(values, sac, equal_var=False).pvalue if min(len(values), len(sac)) > 1 else float("nan")
+
+def comparisons(methods: list[str]) -> list[tuple[str, str]]:
+    """(method, baseline) pairs to test: every method against SAC, and QARL against RARL (the paper's claims)."""
+    pairs = [(m, "sac") for m in methods if m != "sac" and "sac" in methods]
+    if "qarl" in methods and "rarl" in methods:
+        pairs.append(("qarl", "rarl"))
+    return pairs
+
+
+def versus(rows: list[dict[str, Any]], baseline: list[dict[str, Any]], metric: str) -> tuple[str, str]:
+    """``P(method > baseline)`` with its bootstrap CI, and the same-seed paired difference with its t CI."""
+    from aligngym.runs.statistics import improvement_interval, paired_difference
+
+    x = [r[metric] for r in rows if metric in r]
+    y = [r[metric] for r in baseline if metric in r]
+    if not x or not y:
+        return "-", "-"
+    probability = improvement_interval(np.array(x), np.array(y)).text(2)
+    by_seed = {r["seed"]: r[metric] for r in baseline if metric in r}
+    pairs = [(r[metric], by_seed[r["seed"]]) for r in rows if metric in r and r["seed"] in by_seed]
+    if len(pairs) < 2:
+        return probability, "-"
+    a, b = (np.array(v) for v in zip(*pairs))
+    return probability, paired_difference(a, b).text(1, signed=True)
+
+
+def curriculum_trace(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A QARL run's curriculum from its ``iterations.csv``: the alpha-mean trace and where it reached its target."""
+    import csv
+
+    import yaml
+
+    run_dir = Path(row["run_dir"])
+    path = run_dir / "iterations.csv"
+    if row["method"] != "qarl" or not path.is_file():
+        return None
+    records = list(csv.DictReader(path.open()))
+    config = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("config", {})
+    stop_kl = float((config.get("curriculum") or {}).get("stop_kl", 0.01))
+    reached = next(
+        (
+            r
+            for r in records
+            if r.get("curriculum_status") == "done"
+            or float(r.get("curriculum_kl_to_target") or "inf") <= stop_kl
+        ),
+        None,
     )
-    return f"{relative:+.1f}% (p={p_value:.2f})"
+    statuses = [r.get("curriculum_status", "") for r in records]
+    return {
+        "seed": row["seed"],
+        "steps": [int(r["protagonist_timesteps"]) for r in records],
+        "alpha": [float(r["curriculum_alpha_mean"]) for r in records],
+        "reached_iteration": int(reached["iteration"]) if reached else None,
+        "reached_steps": int(reached["protagonist_timesteps"]) + int(reached["adversary_timesteps"])
+        if reached
+        else None,
+        "final_alpha": float(records[-1]["curriculum_alpha_mean"]),
+        "final_kl": float(records[-1]["curriculum_kl_to_target"]),
+        "counts": {status: statuses.count(status) for status in ("moved", "frozen", "rejected", "waiting")},
+        "iterations": len(records),
+    }
+
+
+def plot_curriculum(traces: list[dict[str, Any]], target: float, path: Path, title: str) -> None:
+    """Alpha mean against protagonist steps, one line per seed, the target dashed (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from aligngym.files import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for trace in traces:
+        ax.plot(trace["steps"], trace["alpha"], marker=".", label=f"seed {trace['seed']}")
+    ax.axhline(target, color="k", linestyle="--", linewidth=1, label=f"target mean {target:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("protagonist env steps")
+    ax.set_ylabel("mean adversary temperature alpha")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def protocol_line(rows: list[dict[str, Any]]) -> str:
+    """The settings every run shares, read from the first run's config.yaml."""
+    import yaml
+
+    config = (yaml.safe_load((Path(rows[0]["run_dir"]) / "config.yaml").read_text()) or {}).get("config", {})
+    evaluation = config.get("evaluation") or {}
+    return (
+        f"Protocol: `{config.get('env_id')}` with env_kwargs {config.get('env_kwargs')}, horizon "
+        f"{config.get('max_episode_steps')}, {config.get('iterations')} iterations x "
+        f"({config.get('adversary_steps')} adversary + {config.get('protagonist_steps')} protagonist) env steps, "
+        f"SAC {config.get('policy_kwargs', {}).get('net_arch')} with {config.get('hyperparams')}; fresh worst-case "
+        f"adversary trained {evaluation.get('worst_case_steps')} steps; grid {evaluation.get('grid_points')} x "
+        f"{evaluation.get('grid_points')}, {evaluation.get('grid_episodes')} episode(s) per cell; "
+        f"{evaluation.get('episodes')} evaluation episodes for the other returns."
+    )
 
 
 def report(
     rows: list[dict[str, Any]], methods: list[str], task: str, command: str, out: Path, wall_s: float
 ) -> str:
     from aligngym.envs.perturbations import plot_heatmap
+    from aligngym.runs.statistics import iqm_interval
 
     by_method = {m: [r for r in rows if r["method"] == m] for m in methods}
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
-        f"# Robustness of SAC, RARL and QARL protagonists on {task}",
+        f"# Robustness of {', '.join(m for m in methods if by_method[m])} protagonists on {task}",
         "",
         f"Command: `{command}`",
         "",
-        (
-            f"{platform.machine()}, {os.cpu_count()} CPUs shared with other jobs, wall {wall_s / 60:.1f} min for "
-            "the cells run in this "
-            "invocation. Mean +- std over seeds; every run evaluated after training "
-            "(recipes in runs/recipes/; returns are undiscounted episode returns)."
-        ),
+        protocol_line(rows) if rows else "",
         "",
         (
-            "| method | seeds | protagonist steps | nominal | vs training adversary | vs fresh worst-case adversary "
-            "| vs strongest constant push "
-            "| grid mean | grid worst cell | grid mean vs SAC (Welch p) | grid worst vs SAC (Welch p) |"
+            f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load} when this report was written; wall "
+            f"{wall_s / 60:.1f} min for the cells run in this invocation. Returns are undiscounted episode returns "
+            "of the deterministic protagonist (recipes in runs/recipes/). Each cell: the interquartile mean (IQM) "
+            "over seeds with a stratified-bootstrap 95 % CI (aligngym.runs.statistics)."
         ),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "",
+        "| method | seeds | protagonist steps | " + " | ".join(METRIC_TITLES.values()) + " |",
+        "| --- | ---: | ---: |" + " ---: |" * len(METRIC_TITLES),
     ]
-    sac_rows = by_method.get("sac", [])
     for method, method_rows in by_method.items():
         if not method_rows:
             continue
         cells = []
-        for metric in METRICS:
+        for metric in METRIC_TITLES:
             values = [r[metric] for r in method_rows if metric in r]
-            cells.append(f"{np.mean(values):.1f} +- {np.std(values):.1f}" if values else "-")
-        versus = [versus_sac(method_rows, sac_rows, metric) for metric in ("grid_mean", "grid_worst")]
+            cells.append(iqm_interval(np.array(values)).text(1) if values else "-")
         steps = int(np.mean([r["protagonist_timesteps"] for r in method_rows]))
-        lines.append(f"| {method} | {len(method_rows)} | {steps} | " + " | ".join(cells + versus) + " |")
+        lines.append(f"| {method} | {len(method_rows)} | {steps} | " + " | ".join(cells) + " |")
         grid = averaged_grid(method_rows)
         plot_heatmap(
             grid,
             out / f"adversarial_heatmap_{task}_{method}.png",
             title=heatmap_title(method, grid, len(method_rows)),
+        )
+    pairs = [(m, b) for m, b in comparisons(methods) if by_method.get(m) and by_method.get(b)]
+    if pairs:
+        lines += [
+            "",
+            (
+                "Against the baselines: the probability of improvement P(method > baseline) (a run of the method "
+                "beats a run of the baseline; 0.5 = no difference) with a stratified-bootstrap 95 % CI, and the mean "
+                "same-seed difference method - baseline with a Student-t 95 % CI."
+            ),
+            "",
+            "| method vs baseline | metric | P(method > baseline) | paired difference |",
+            "| --- | --- | ---: | ---: |",
+        ]
+        for method, baseline in pairs:
+            for metric in COMPARED:
+                probability, difference = versus(by_method[method], by_method[baseline], metric)
+                lines.append(
+                    f"| {method} vs {baseline} | {METRIC_TITLES[metric]} | {probability} | {difference} |"
+                )
+    traces = [t for t in (curriculum_trace(r) for r in by_method.get("qarl", [])) if t is not None]
+    if traces:
+        import yaml
+
+        config = yaml.safe_load((Path(by_method["qarl"][0]["run_dir"]) / "config.yaml").read_text())["config"]
+        curriculum = config.get("curriculum") or {}
+        target = float(curriculum.get("target_concentration", 1.0)) / float(curriculum.get("rate", 1000.0))
+        reached = sum(t["reached_iteration"] is not None for t in traces)
+        lines += [
+            "",
+            (
+                f"QARL curriculum (target mean alpha {target:g}, stop at KL to the target <= "
+                f"{curriculum.get('stop_kl', 0.01)}): reached on {reached} of {len(traces)} seeds. Updates count "
+                "the iterations by status (moved; frozen = performance below xi; rejected = no better feasible step; "
+                "waiting = fewer than min_episodes episodes). Trace: "
+                f"adversarial_curriculum_{task}.png."
+            ),
+            "",
+            (
+                "| seed | reached at iteration | env steps (both players) | final alpha mean | final KL to target "
+                "| moved / frozen / rejected / waiting |"
+            ),
+            "| ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for t in sorted(traces, key=lambda t: t["seed"]):
+            at = t["reached_iteration"]
+            counts = " / ".join(str(t["counts"][k]) for k in ("moved", "frozen", "rejected", "waiting"))
+            at_text = str(at) if at is not None else f"not in {t['iterations']}"
+            steps_text = str(t["reached_steps"]) if at is not None else "-"
+            lines.append(
+                f"| {t['seed']} | {at_text} | {steps_text} | {t['final_alpha']:.4f} | {t['final_kl']:.3f} | {counts} |"
+            )
+        plot_curriculum(
+            traces,
+            target,
+            out / f"adversarial_curriculum_{task}.png",
+            f"QARL curriculum on {task}, {len(traces)} seeds",
         )
     lines += [
         "",
@@ -222,7 +379,16 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(out / f"{stem}.md", text)
     atomic_write_json(out / f"{stem}.json", rows)
     print(text)
-    heatmaps = [f"adversarial_heatmap_{args.task}_{m}.png" for m in args.methods]
-    for path in publish(out, [f"{stem}.md", f"{stem}.json", *heatmaps], args.publish):
+    heatmaps = [
+        f"adversarial_heatmap_{args.task}_{m}.png"
+        for m in args.methods
+        if any(r["method"] == m for r in rows)
+    ]
+    curriculum = (
+        [f"adversarial_curriculum_{args.task}.png"]
+        if (out / f"adversarial_curriculum_{args.task}.png").is_file() and "qarl" in args.methods
+        else []
+    )
+    for path in publish(out, [f"{stem}.md", f"{stem}.json", *heatmaps, *curriculum], args.publish):
         print(f"published: {path}")
     return 0
