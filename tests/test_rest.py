@@ -93,6 +93,10 @@ def test_relabel_targets_the_best_candidate_canonically_and_deduplicates(kb):
         len(rows) == 1 and rows[0]["completion"] == "Action: Search[b]" and rows[0]["prompt"] == step.prompt
     )
     assert stats == {"steps": 2.0, "kept_steps": 2.0, "relabelled_steps": 2.0, "examples": 1.0}
+    assert rows[0]["trajectory"] == 0  # a deduplicated row names its first trajectory
+    other = StepRecord(step.prompt, ["Action: Search[c]", "Action: Search[d]"], [1.0, 2.0], 0, "search")
+    rows, _ = relabel([*trajectories, Trajectory(question.id, [other])], kb, _PreferLast())
+    assert [r["trajectory"] for r in rows] == [0, 2]
 
 
 def test_judge_and_reward_model_rankers_score_every_candidate(kb, policy, tmp_path):
@@ -177,3 +181,11 @@ def test_loop_saves_every_generation_and_a_killed_loop_resumes(tmp_path):  # ~5 
         _tiny_config(resume_from=str(tmp_path), generations=3)
     with pytest.raises(ValueError, match="seed 0, not 1"):
         RestLoop(config, seed=1, work_dir=tmp_path)
+
+
+def test_control_trains_generation_0_on_demonstrations_for_the_generations_steps(tmp_path):
+    config = _tiny_config(control=True, generations=1, student=None)
+    summary = RestLoop(config, seed=0, work_dir=tmp_path).run()
+    log = json.loads((tmp_path / "control" / "sft_log.json").read_text())
+    assert log[-1]["step"] == config.finetune.max_steps * config.generations
+    assert "control_dev_success" in summary and "distilled_dev_success" not in summary

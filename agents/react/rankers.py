@@ -162,17 +162,19 @@ class JudgeRanker(Ranker):
 def relabel(
     trajectories: Sequence[Trajectory], kb: KnowledgeBase, ranker: Ranker
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Per-step examples whose target is the ranker's best candidate (deduplicated), and statistics."""
-    items = []
-    for trajectory in trajectories:
+    """Per-step examples whose target is the ranker's best candidate (deduplicated; each row names the index of
+    its first trajectory in ``trajectories``), and statistics."""
+    items, sources = [], []
+    for index, trajectory in enumerate(trajectories):
         question = kb.question_by_id[trajectory.question_id]
         prefix: list[str] = []
         for step in trajectory.steps:
             items.append(RankItem(question, list(prefix), step.prompt, step.candidates, step.perplexities))
+            sources.append(index)
             prefix.append(step.text)
     selections = ranker.select(items)
     seen, rows, relabelled = set(), [], 0
-    for item, (best, scores) in zip(items, selections):
+    for item, source, (best, scores) in zip(items, sources, selections):
         if best is None:
             continue
         target = canonical_step(item.candidates[best]) or item.candidates[best]
@@ -182,7 +184,13 @@ def relabel(
             continue
         seen.add((item.prompt, target))
         rows.append(
-            {"prompt": item.prompt, "completion": target, "question_id": item.question.id, "scores": scores}
+            {
+                "prompt": item.prompt,
+                "completion": target,
+                "question_id": item.question.id,
+                "trajectory": source,
+                "scores": scores,
+            }
         )
     stats = {
         "steps": float(len(items)),

@@ -278,48 +278,45 @@ class RestLoop:
             ]
         return rows
 
-    def distillation(self) -> dict | None:
-        """A fresh (smaller) student trained on the same mix as the last generation."""
-        spec = self.config.student
+    def variant(
+        self, name: str, rows: list[dict[str, str]], settings: SFTSettings, student: bool = False
+    ) -> dict[str, dict[str, float]]:
+        """Scores of a model trained on ``rows`` for ``settings.max_steps`` steps, kept in ``work_dir/name``:
+        generation 0 trained further, or with ``student`` a fresh ``config.student`` (resumes like every stage).
+
+        Every policy variant shares one SFT seed, every student another, so variants differ only in their data.
+        """
+        folder = self.work_dir / name
+        spec = self.config.student if student else self.config.policy
         if spec is None:
-            return None
-        folder = self.work_dir / "distilled"
+            raise ValueError(f"variant {name!r} needs a student model, and the config has none")
+        offset = 99 if student else 98
         if (folder / "model").is_dir():
             model, tokenizer = self._load(folder / "model", spec)
         else:
-            model, tokenizer = self._new_policy(spec, self.seed + 1)
-            model = self._train(
-                model,
-                tokenizer,
-                self.training_mix(self.config.generations),
-                self.config.distill,
-                spec,
-                self.seed * 1000 + 99,
-                folder,
-            )
-        self.student_parameters = sum(p.numel() for p in model.parameters())
-        return self._evaluate(folder, model, tokenizer, 99)
+            if student:
+                model, tokenizer = self._new_policy(spec, self.seed + 1)
+            else:
+                model, tokenizer = self._load(self.gen_dir(0) / "model", spec)
+            model = self._train(model, tokenizer, rows, settings, spec, self.seed * 1000 + offset, folder)
+        if student:
+            self.student_parameters = sum(p.numel() for p in model.parameters())
+        return self._evaluate(folder, model, tokenizer, offset)
+
+    def distillation(self) -> dict | None:
+        """A fresh (smaller) student trained on the same mix as the last generation."""
+        if self.config.student is None:
+            return None
+        mix = self.training_mix(self.config.generations)
+        return self.variant("distilled", mix, self.config.distill, student=True)
 
     def demonstrations_only_control(self) -> dict | None:
         """Generation 0 trained further on the demonstrations alone (same steps and learning rate as the generations)."""
         if not self.config.control or self.config.generations == 0:
             return None
-        folder = self.work_dir / "control"
-        spec = self.config.policy
-        if (folder / "model").is_dir():
-            model, tokenizer = self._load(folder / "model", spec)
-        else:
-            model, tokenizer = self._load(self.gen_dir(0) / "model", spec)
-            settings = SFTSettings(
-                **{
-                    **asdict(self.config.finetune),
-                    "max_steps": self.config.finetune.max_steps * self.config.generations,
-                }
-            )
-            model = self._train(
-                model, tokenizer, self.training_mix(0), settings, spec, self.seed * 1000 + 98, folder
-            )
-        return self._evaluate(folder, model, tokenizer, 98)
+        steps = self.config.finetune.max_steps * self.config.generations
+        settings = SFTSettings(**{**asdict(self.config.finetune), "max_steps": steps})
+        return self.variant("control", self.training_mix(0), settings)
 
     def run(self) -> dict[str, Any]:
         start = time.perf_counter()

@@ -22,6 +22,7 @@ MODULES = (
     "dpo_text_robustness",
     "dpo_step_time",
     "rest_generations",
+    "rest_matched",
     "tensor_vs_mlp",
     "tensor_paper_protocol",
     "tensor_throughput",
