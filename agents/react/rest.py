@@ -11,7 +11,9 @@ Generation 0 is a policy bootstrapped by SFT on scripted demonstrations. Generat
 5. dev and test success are measured.
 
 Finally, self-distillation: a smaller student is trained from scratch on the same mix (the larger
-policy's trajectories). Every generation's data (``trajectories.jsonl``, ``examples.jsonl``), checkpoint
+policy's trajectories). That student and the demonstrations-only control are both made by
+``RestLoop.variant`` (a model trained on given rows for given steps; ``aligngym bench rest-matched`` trains
+its arms with it). Every generation's data (``trajectories.jsonl``, ``examples.jsonl``), checkpoint
 (``model/``, save_pretrained + safetensors) and scores (``scores.json``) are written atomically into
 ``gen_XX/`` of the work folder; a stage whose output exists is skipped, so a killed loop resumes where it
 stopped (``resume_from=<run folder>``).
