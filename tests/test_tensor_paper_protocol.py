@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from aligngym.runs.bench import tensor_paper_protocol as bench
 from aligngym.runs.cli import main
+from aligngym.runs.sweep import cell_key as bench_key
 
 
 def test_threshold_crossing_uses_the_moving_mean_and_the_steps_of_that_episode():
@@ -79,3 +82,24 @@ def test_a_cell_logs_every_episode_of_the_papers_pendulum():
     assert episodes.shape == (10, 3)
     assert (episodes[:, 2] == 1000).all() and episodes[:, 0].max() == 10_000
     assert (episodes[:, 1] < 0).all()  # Pendulum's rewards are costs
+
+
+def test_report_only_reports_finished_cells_and_refuses_an_empty_folder(tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["bench", "tensor-paper-protocol", "--seeds", "2", "--envs", "Pendulum-v1", "--out", str(out)]
+    assert main([*args, "--report-only"]) == 2
+    assert "holds no finished cell" in capsys.readouterr().err
+    [first, *_] = bench.cells(["Pendulum-v1"], list(bench.POLICIES), seeds=2, scale=1.0, runs=out / "runs")
+    episodes = [[1000 * (i + 1), -3000.0 + 200 * i, 1000] for i in range(30)]  # mean of 7..16 is -900
+    row = {k: first[k] for k in ("domain", "env", "method", "noise", "rate", "seed")}
+    row |= {"key": bench_key(first), "episodes": episodes, "parameters": 301, "timesteps": 30_000}
+    out.mkdir()
+    (out / "results.jsonl").write_text(json.dumps(row | {"train_wall_s": 1.0}) + "\n")
+    assert main([*args, "--report-only"]) == 0
+    report = json.loads((out / "tensor_paper_protocol.json").read_text())
+    [summary] = report["summary"]
+    assert (summary["policy"], summary["seeds"], summary["episodes_to_threshold"]) == ("tensor", 1, [16])
+    missing = (out / "tensor_paper_protocol.md").read_text().split("No finished run (yet) of: ")[1]
+    assert (
+        "Pendulum-v1 x nn-paper, Pendulum-v1 x mlp-zoo" in missing and "Pendulum-v1 x tensor" not in missing
+    )

@@ -488,8 +488,8 @@ def report(
             "median and IQR over seeds, runs that never reach it within their budget counted as not reached "
             "(a quartile that falls on one reads 'not reached'). Final = mean return of the last "
             f"{WINDOW} training episodes. Parameters = actor + critic (+ log-std). Wall time of this "
-            f"invocation {wall_s / 60:.1f} min on 1 worker process (cells finished earlier are not re-run); "
-            f"load average at start {load}."
+            f"invocation {wall_s / 60:.1f} min (cells finished earlier are not re-run; --report-only runs "
+            f"none); load average at start {load}; median wall s = training time of one cell."
         ),
         "",
         (
@@ -523,7 +523,7 @@ def report(
             f"[{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] |"
         )
     if missing:
-        lines += ["", "Not run in this invocation: " + ", ".join(missing) + "."]
+        lines += ["", "No finished run (yet) of: " + ", ".join(missing) + "."]
     lines += ["", "![learning curves](tensor_paper_protocol.png)", ""]
     return "\n".join(lines)
 
@@ -538,6 +538,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply every budget (e.g. 0.01 for a smoke run)"
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run no cell: report the grid's cells already in OUT/results.jsonl (e.g. of an interrupted run)",
     )
     add_sweep_arguments(parser, workers=1)
     add_output_arguments(parser, NAME)
@@ -559,18 +564,25 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aligngym.files import atomic_write_json, atomic_write_text
-    from aligngym.runs.sweep import run_sweep
+    from aligngym.runs.sweep import RESULTS_FILE, cell_key, finished_rows, read_rows, run_sweep
 
     check_arguments(args)
     out = out_dir(args, NAME)
     grid = cells(args.envs, args.policies, args.seeds, args.scale, out / "runs")
     start, load = time.perf_counter(), " ".join(f"{x:.2f}" for x in os.getloadavg())
-    rows = run_sweep(grid, f"{__name__}:run_cell", out, **sweep_options(args))
+    if args.report_only:
+        keys = {cell_key(c) for c in grid}
+        rows = [r for r in finished_rows(read_rows(out / RESULTS_FILE)) if r["key"] in keys]
+        if not rows:
+            raise UsageError(f"{out / RESULTS_FILE} holds no finished cell of this grid")
+    else:
+        rows = run_sweep(grid, f"{__name__}:run_cell", out, **sweep_options(args))
     wall_s = time.perf_counter() - start
     summary = summarise(rows)
     compared = comparisons(summary)
     curve_sets = all_curves(rows)
-    missing = [f"{e} x {p}" for e in ENVS for p in POLICIES if e not in args.envs or p not in args.policies]
+    done = {(r["env"], r["method"]) for r in rows}
+    missing = [f"{e} x {p}" for e in ENVS for p in POLICIES if (e, p) not in done]
     command = command_line(args, NAME)
     text = report(summary, compared, command, wall_s, load, missing)
     atomic_write_text(out / FILES[0], text)
