@@ -15,6 +15,9 @@ EXTRA_OF_MODULE = {
     "bm25s": "llm",
     "ray": "ray",
     "wandb": "wandb",
+    "sbx": "sbx",
+    "jax": "sbx",
+    "flax": "sbx",
 }
 
 

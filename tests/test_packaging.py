@@ -67,4 +67,4 @@ def test_llm_pins_admit_todays_releases():
     assert "1.99.0" in llm["trl"].specifier and "2.0.0" not in llm["trl"].specifier
     assert "4.7.0" in llm["datasets"].specifier and "4.6.0" not in llm["datasets"].specifier  # TRL's floor
     assert "1.10.1" in llm["accelerate"].specifier and "1.10.0" not in llm["accelerate"].specifier
-    assert "aligngym[llm,ray,wandb]" in PROJECT_EXTRAS["all"]
+    assert "aligngym[llm,ray,wandb,sbx]" in PROJECT_EXTRAS["all"]

@@ -17,6 +17,7 @@ MODULES = (
     "adversarial_robustness",
     "force_bound_probe",
     "qarl_throughput",
+    "sac_backends",
     "env_throughput",
     "loss_overhead",
     "dpo_text_robustness",

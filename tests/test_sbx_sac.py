@@ -1,0 +1,167 @@
+"""TemperedSBXSAC (the QARL adversary on SBX/JAX): constant alpha equals SBX SAC at that ent_coef, per-sample
+alpha (next observation's in the target, current one's in the actor loss), and planted bugs that must fail."""
+
+from __future__ import annotations
+
+import functools
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sbx import SAC
+from stable_baselines3.common.logger import Logger
+
+from aligngym.agents.adversarial.sbx_sac import ObservedTemperature, TemperedSBXSAC
+from aligngym.agents.adversarial.temperature import PointTemperature, TemperatureObservation
+
+
+def _filled_model(cls, alphas: np.ndarray, **kwargs):
+    """An SBX SAC-family model on an alpha-carrying Pendulum whose replay buffer holds the same 64 transitions."""
+    env = TemperatureObservation(gym.make("Pendulum-v1"), PointTemperature(0.0))
+    model = cls(
+        "MlpPolicy",
+        env,
+        seed=0,
+        learning_starts=10_000,
+        batch_size=32,
+        policy_kwargs={"net_arch": [16, 16]},
+        **kwargs,
+    )
+    model.set_logger(Logger(None, []))
+    rng = np.random.default_rng(0)
+    for i in range(64):
+        obs = np.append(rng.normal(size=3), alphas[i % len(alphas)]).astype(np.float32)
+        next_obs = np.append(rng.normal(size=3), alphas[i % len(alphas)]).astype(np.float32)
+        model.replay_buffer.add(
+            obs[None],
+            next_obs[None],
+            rng.uniform(-2, 2, (1, 1)),
+            np.array([rng.normal()]),
+            np.array([False]),
+            [{}],
+        )
+    return model
+
+
+def _parameters(model) -> list[np.ndarray]:
+    """Actor, critic and target-critic weights as arrays."""
+    policy = model.policy
+    trees = (policy.actor_state.params, policy.qf_state.params, policy.qf_state.target_params)
+    return [np.asarray(leaf) for tree in trees for leaf in jax.tree_util.tree_leaves(tree)]
+
+
+def _updated(model, gradient_steps: int = 5) -> list[np.ndarray]:
+    np.random.seed(1)  # the replay buffer samples with numpy's global generator
+    model.train(gradient_steps=gradient_steps, batch_size=32)
+    return _parameters(model)
+
+
+@functools.cache
+def _weights_after_training(
+    tempered: bool, alphas: tuple[float, ...], ent_coef: float = 0.0, temperature_index: int = -1
+) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, float]]:
+    """Weights before and after 5 updates on the same data, and the logged values (each JIT costs seconds)."""
+    if tempered:
+        model = _filled_model(TemperedSBXSAC, np.array(alphas), temperature_index=temperature_index)
+    else:
+        model = _filled_model(SAC, np.array(alphas), ent_coef=ent_coef)
+    before = _parameters(model)
+    return before, _updated(model), dict(model.logger.name_to_value)
+
+
+def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return len(a) == len(b) and all(np.allclose(x, y, atol=1e-6) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+def test_constant_alpha_equals_sbx_sac_with_that_ent_coef(alpha: float) -> None:
+    before, tempered, _ = _weights_after_training(True, (alpha,))
+    _, plain, _ = _weights_after_training(False, (alpha,), ent_coef=alpha)
+    assert _same(tempered, plain)
+    assert not _same(tempered, before)  # the updates moved the weights: the comparison is not vacuous
+
+
+def test_planted_bug_alpha_from_the_wrong_column_breaks_the_equality() -> None:
+    """The exactness check has teeth: the same model reading alpha from observation column 0 fails it."""
+    _, plain, _ = _weights_after_training(False, (0.3,), ent_coef=0.3)
+    _, wrong_column, _ = _weights_after_training(True, (0.3,), temperature_index=0)
+    assert not _same(wrong_column, plain)
+    # and the entropy term matters at all: alpha 0.3 is not alpha 0
+    assert not _same(_weights_after_training(True, (0.3,))[1], _weights_after_training(False, (0.3,))[1])
+
+
+def _batch(obs_alpha: float, next_alpha: float) -> tuple[jax.Array, ...]:
+    """(observations, actions, next_observations, rewards, dones, discounts, key): update_critic's data."""
+    rng = np.random.default_rng(2)
+    column = np.ones((32, 1))
+    observations = np.hstack([rng.normal(size=(32, 3)), obs_alpha * column])
+    actions = rng.uniform(-1, 1, (32, 1))
+    next_observations = np.hstack([rng.normal(size=(32, 3)), next_alpha * column])
+    arrays = (observations, actions, next_observations, rng.normal(size=32), np.zeros(32), np.full(32, 0.99))
+    return (*(jnp.asarray(a, jnp.float32) for a in arrays), jax.random.PRNGKey(3))
+
+
+def _critic_after_one_update(
+    model, batch: tuple[jax.Array, ...], planted_bug: bool = False
+) -> list[np.ndarray]:
+    policy, ent_coef_state = model.policy, model.ent_coef_state
+    if planted_bug:  # the target reads alpha of the current observations instead of the next ones
+        apply, current = ent_coef_state.apply_fn, batch[0]
+        ent_coef_state = ent_coef_state.replace(apply_fn=lambda variables, _: apply(variables, current))
+    qf_state, _, _ = type(model).update_critic(policy.actor_state, policy.qf_state, ent_coef_state, *batch)
+    return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(qf_state.params)]
+
+
+@pytest.mark.parametrize("planted_bug", [False, True])
+def test_the_soft_target_uses_the_next_observations_alpha(planted_bug: bool) -> None:
+    batch = _batch(obs_alpha=0.0, next_alpha=0.5)
+    tempered = _critic_after_one_update(_filled_model(TemperedSBXSAC, np.array([0.0])), batch, planted_bug)
+    at_next = _critic_after_one_update(_filled_model(SAC, np.array([0.0]), ent_coef=0.5), batch)
+    at_current = _critic_after_one_update(_filled_model(SAC, np.array([0.0]), ent_coef=0.0), batch)
+    assert _same(tempered, at_next) != planted_bug  # the planted bug fails here
+    assert _same(tempered, at_current) == planted_bug
+
+
+def test_the_actor_loss_uses_the_current_observations_alpha() -> None:
+    batch = _batch(obs_alpha=0.5, next_alpha=0.0)
+    args = (batch[0], batch[-1])  # observations, key
+
+    def actor_after_one_update(model) -> list[np.ndarray]:
+        policy = model.policy
+        state, *_ = type(model).update_actor(policy.actor_state, policy.qf_state, model.ent_coef_state, *args)
+        return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(state.params)]
+
+    tempered = actor_after_one_update(_filled_model(TemperedSBXSAC, np.array([0.0])))
+    assert _same(tempered, actor_after_one_update(_filled_model(SAC, np.array([0.0]), ent_coef=0.5)))
+    assert not _same(tempered, actor_after_one_update(_filled_model(SAC, np.array([0.0]), ent_coef=0.0)))
+
+
+def test_each_sample_has_its_own_alpha() -> None:
+    obs = jnp.array([[0.1, 0.2, 0.3, 0.0], [0.1, 0.2, 0.3, 0.6], [0.0, 0.0, 0.0, 2.0], [0.0, 0.0, 0.0, -1.0]])
+    module = ObservedTemperature()
+    alphas = module.apply(module.init(jax.random.PRNGKey(0), obs), obs)
+    np.testing.assert_allclose(np.asarray(alphas), [[0.0], [0.6], [2.0], [0.0]])  # clipped at 0
+    # Not one global coefficient: the mixed-alpha update differs from SBX SAC at the mean alpha (0.3).
+    _, mixed, logged = _weights_after_training(True, (0.0, 0.6))
+    assert not _same(mixed, _weights_after_training(False, (0.0, 0.6), ent_coef=0.3)[1])
+    assert logged["train/ent_coef"] == pytest.approx(0.3, abs=0.15)
+    assert logged["train/ent_coef_loss"] == 0.0  # nothing tunes alpha
+
+
+def test_refuses_a_global_ent_coef() -> None:
+    env = TemperatureObservation(gym.make("Pendulum-v1"))
+    with pytest.raises(ValueError, match="ent_coef"):
+        TemperedSBXSAC("MlpPolicy", env, ent_coef="auto")
+
+
+def test_learns_through_sbx_loop_and_acts() -> None:
+    env = TemperatureObservation(gym.make("Pendulum-v1"), PointTemperature(0.2))
+    model = TemperedSBXSAC(
+        "MlpPolicy", env, learning_starts=32, batch_size=16, seed=0, policy_kwargs={"net_arch": [16, 16]}
+    )
+    model.learn(64)
+    assert model.num_timesteps == 64 and model.logger.name_to_value["train/ent_coef"] == pytest.approx(0.2)
+    action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)
+    assert env.action_space.contains(action)
