@@ -42,7 +42,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -56,6 +56,10 @@ from aligngym.runs.bench.options import (
     sweep_options,
 )
 from aligngym.runs.errors import UsageError
+
+if TYPE_CHECKING:
+    from aligngym.agents.react.rest import RestLoop
+    from aligngym.agents.react.rest_config import RestConfig, SFTSettings
 
 NAME = "rest-matched"
 DESCRIPTION = (
@@ -145,7 +149,7 @@ def arm_rows(arm: Arm, pools: dict[str, list[dict]], seed: int) -> list[dict[str
     return [{"prompt": r["prompt"], "completion": r["completion"]} for r in pool]
 
 
-def arm_steps(arm: Arm, config: Any, steps: int) -> Any:
+def arm_steps(arm: Arm, config: RestConfig, steps: int) -> SFTSettings:
     """The SFT settings of an arm: the recipe's ``finetune`` with ``steps`` steps, or its ``distill`` for a student."""
     from aligngym.agents.react.rest_config import SFTSettings
 
@@ -154,7 +158,7 @@ def arm_steps(arm: Arm, config: Any, steps: int) -> Any:
     return SFTSettings(**{**asdict(config.finetune), "max_steps": steps})
 
 
-def shared_loop(recipe: str, overrides: Sequence[str], seed: int, work_dir: Path) -> tuple[Any, dict]:
+def shared_loop(recipe: str, overrides: Sequence[str], seed: int, work_dir: Path) -> tuple[RestLoop, dict]:
     """The seed's ReST loop with its shared stages done (under a lock: parallel arms of one seed build them once)."""
     from aligngym.agents.react.rest import RestLoop
     from aligngym.agents.react.rest_data import read_jsonl
