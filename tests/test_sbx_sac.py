@@ -1,9 +1,12 @@
 """TemperedSBXSAC (the QARL adversary on SBX/JAX): constant alpha equals SBX SAC at that ent_coef, per-sample
-alpha (next observation's in the target, current one's in the actor loss), and planted bugs that must fail."""
+alpha (next observation's in the target, current one's in the actor loss), planted bugs that must fail; and
+``sac_backend: sbx`` in the adversarial trainers (what works, what is refused at config time)."""
 
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 
 import gymnasium as gym
 import jax
@@ -13,8 +16,19 @@ import pytest
 from sbx import SAC
 from stable_baselines3.common.logger import Logger
 
+from aligngym.agents.adversarial.evaluation import EvaluationConfig
 from aligngym.agents.adversarial.sbx_sac import ObservedTemperature, TemperedSBXSAC
 from aligngym.agents.adversarial.temperature import PointTemperature, TemperatureObservation
+from aligngym.agents.adversarial.tempered_sac import TemperedSAC
+from aligngym.agents.adversarial.training import (
+    AdversarialTrainer,
+    QARLConfig,
+    RARLConfig,
+    load_players,
+    player_class,
+)
+from aligngym.agents.sb3_algorithms import ALGORITHMS
+from aligngym.runs.recipes import recipe_from_dict
 
 
 def _filled_model(cls, alphas: np.ndarray, **kwargs):
@@ -165,3 +179,84 @@ def test_learns_through_sbx_loop_and_acts() -> None:
     assert model.num_timesteps == 64 and model.logger.name_to_value["train/ent_coef"] == pytest.approx(0.2)
     action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)
     assert env.action_space.contains(action)
+
+
+# -- the adversarial trainers with sac_backend: sbx ------------------------------------------------------
+
+SBX_TINY = {
+    "env_id": "aligngym/AdversarialInvertedPendulum-v0",
+    "max_episode_steps": 30,
+    "protagonist_steps": 40,
+    "adversary_steps": 40,
+    "hyperparams": {"learning_starts": 20, "batch_size": 16, "buffer_size": 2000},
+    "policy_kwargs": {"net_arch": [16, 16]},
+    "evaluation": EvaluationConfig(episodes=1, worst_case_steps=30, grid_points=2),
+    "checkpoint_every": 0,
+    "sac_backend": "sbx",
+}
+
+
+def test_qarl_on_sbx_trains_evaluates_and_is_not_reloaded_without_weights(tmp_path) -> None:
+    config = QARLConfig(**{**SBX_TINY, "iterations": 1})
+    trainer = AdversarialTrainer(config, seed=0, run_dir=tmp_path)
+    assert isinstance(trainer.adversary, TemperedSBXSAC) and type(trainer.protagonist) is SAC
+    summary = trainer.train()
+    assert summary["protagonist_timesteps"] == 40 and summary["adversary_timesteps"] == 40
+    assert np.isfinite(summary["grid_mean"]) and np.isfinite(summary["vs_worst_case_return"])
+    assert (tmp_path / "adversary.zip").exists() and not (tmp_path / "adversary.safetensors").exists()
+    assert (
+        TemperedSBXSAC.load(tmp_path / "adversary.zip").temperature_index == -1
+    )  # SBX's own loader reads it
+    with pytest.raises(ValueError, match="sac_backend='sbx'.*sac_backend='sb3' runs are re-evaluated"):
+        load_players(config, tmp_path)
+
+
+def test_the_default_backend_stays_sb3() -> None:
+    assert QARLConfig().sac_backend == "sb3"
+    assert player_class(QARLConfig(), "adversary") is TemperedSAC
+    assert player_class(QARLConfig(**SBX_TINY), "adversary") is TemperedSBXSAC
+    ppo = RARLConfig(**{**SBX_TINY, "hyperparams": {}, "protagonist_algo": "ppo"})
+    assert player_class(ppo, "protagonist") is ALGORITHMS["ppo"] and player_class(ppo, "adversary") is SAC
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"checkpoint_every": 1}, "supports no checkpoints and no resume .*set checkpoint_every: 0"),
+        ({"resume_from": "old-run"}, "supports no checkpoints and no resume .*resume_from='old-run'"),
+        ({"policy_kwargs": {"activation_fn": "Tanh"}}, "policy_kwargs.activation_fn names a torch class"),
+        ({"hyperparams": {"qf_learning_rate": 1e-3}}, "'qf_learning_rate' is an SBX-only SAC argument"),
+        ({"hyperparams": {"optimize_memory_usage": True}}, "optimize_memory_usage is not a SAC argument"),
+    ],
+)
+def test_what_sbx_cannot_do_is_refused_at_config_time_in_one_line(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as error:
+        RARLConfig(**{**SBX_TINY, **change})
+    assert "\n" not in str(error.value)
+
+
+def test_sbx_only_arguments_pass_without_the_sb3_worst_case_adversary() -> None:
+    evaluation = EvaluationConfig(worst_case_steps=0)
+    config = RARLConfig(**{**SBX_TINY, "hyperparams": {"qf_learning_rate": 1e-3}, "evaluation": evaluation})
+    assert config.adversary_settings()["qf_learning_rate"] == 1e-3
+
+
+def test_a_recipe_names_the_valid_backends() -> None:
+    recipe = {"job": "qarl", "name": "t", "seed": 0, "config": {"sac_backend": "jax"}}
+    with pytest.raises(ValueError, match="sac_backend.*sb3.*sbx"):
+        recipe_from_dict(recipe)
+
+
+def test_without_sbx_installed_the_error_names_the_extra(tmp_path) -> None:
+    code = (
+        "import sys\nsys.modules['sbx'] = None\n"
+        "from aligngym.agents.adversarial.training import RARLConfig\n"
+        "RARLConfig(sac_backend='sbx', checkpoint_every=0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        "ModuleNotFoundError: sac_backend: sbx needs sbx, which is not installed: pip install 'aligngym[sbx]'"
+    )

@@ -61,9 +61,15 @@ from aligngym.agents.adversarial.opponents import (
 from aligngym.agents.adversarial.tempered_sac import TemperedSAC
 from aligngym.agents.sb3_algorithms import ALGORITHMS
 from aligngym.agents.sb3_logging import DEFAULT_LOGGERS, check_loggers, sb3_formats, tracking
-from aligngym.agents.sb3_training import check_hyperparams, resolve_policy_kwargs, save_model
+from aligngym.agents.sb3_training import (
+    check_hyperparams,
+    constructor_arguments,
+    resolve_policy_kwargs,
+    save_model,
+)
 from aligngym.agents.sb3_weights import load_policy, save_policy
 from aligngym.envs.perturbations import DomainRandomization
+from aligngym.extras import require
 from aligngym.files import atomic_write_json, atomic_write_text
 from aligngym.progress import Progress
 
@@ -140,6 +146,10 @@ class AdversarialConfig:
     protagonist_algo: Literal["sac", "ppo"] = "sac"
     adversary_algo: Literal["sac", "ppo"] = "sac"
     """QARL's adversary must be SAC (its entropy temperature is the point)."""
+    sac_backend: Literal["sb3", "sbx"] = "sb3"
+    """SAC players on SB3 (torch, default) or SBX (JAX, the ``sbx`` extra; QARL's adversary as
+    ``TemperedSBXSAC``). SBX runs save SB3-style zips only: no checkpoints, resume or safetensors weights,
+    so they are evaluated at the end of training; the worst-case adversary stays SB3 SAC."""
     gamma: float = 0.99
     """Discount of both learners and of the curriculum's returns J."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
@@ -182,8 +192,9 @@ class AdversarialConfig:
             for reserved in ("gamma", "seed", "device", "policy_kwargs", "env"):
                 if reserved in getattr(self, name):
                     raise ValueError(f"{name}.{reserved} is set by the runner; use the config field instead")
-        protagonist_cls = ALGORITHMS[self.protagonist_algo]
-        adversary_cls = TemperedSAC if self.method == "qarl" else ALGORITHMS[self.adversary_algo]
+        if self.sac_backend == "sbx":
+            check_sbx_backend(self)
+        protagonist_cls, adversary_cls = player_class(self, "protagonist"), player_class(self, "adversary")
         check_hyperparams(protagonist_cls, self.hyperparams, "hyperparams")
         check_hyperparams(protagonist_cls, self.protagonist_hyperparams, "protagonist_hyperparams")
         if self.has_learning_adversary:
@@ -423,7 +434,8 @@ class AdversarialTrainer:
         progress.close()
         for name, model in self.players().items():
             save_model(model, self.run_dir / f"{name}.zip")  # for SB3 users; aligngym reads only:
-            save_policy(model, self.run_dir / name)  # name.safetensors + name.json (no pickle)
+            if config.sac_backend == "sb3":  # SBX players hold JAX arrays, no torch state dict
+                save_policy(model, self.run_dir / name)  # name.safetensors + name.json (no pickle)
         summary: dict[str, Any] = {
             "method": config.method,
             "iterations": self.iteration,
@@ -565,6 +577,51 @@ def train_adversarial(config: AdversarialConfig, seed: int, run_dir: Path) -> di
     return AdversarialTrainer(config, seed, run_dir).train()
 
 
+def player_class(config: AdversarialConfig, role: Literal["protagonist", "adversary"]) -> type[BaseAlgorithm]:
+    """The learner class of ``role``: SB3's, or SBX's for a SAC player when ``config.sac_backend`` is sbx."""
+    algo = config.protagonist_algo if role == "protagonist" else config.adversary_algo
+    tempered = role == "adversary" and config.conditioned
+    if config.sac_backend == "sbx" and algo == "sac":
+        from sbx import SAC as SBXSAC
+
+        from aligngym.agents.adversarial.sbx_sac import TemperedSBXSAC
+
+        return TemperedSBXSAC if tempered else SBXSAC
+    return TemperedSAC if tempered else ALGORITHMS[algo]
+
+
+SBX_TORCH_POLICY_KWARGS = ("activation_fn", "optimizer_class", "features_extractor_class")
+
+
+def check_sbx_backend(config: AdversarialConfig) -> None:
+    """One error line for what ``sac_backend: sbx`` does not support (a missing extra names its install)."""
+    require("sbx", "sac_backend: sbx")
+    if config.checkpoint_every or config.resume_from is not None:
+        raise ValueError(
+            f"sac_backend='sbx' supports no checkpoints and no resume (checkpoint_every={config.checkpoint_every}, "
+            f"resume_from={config.resume_from!r}): set checkpoint_every: 0 without resume_from, or use sac_backend: sb3"
+        )
+    torch_kwargs = [name for name in SBX_TORCH_POLICY_KWARGS if name in config.policy_kwargs]
+    if torch_kwargs:
+        raise ValueError(
+            f"policy_kwargs.{torch_kwargs[0]} names a torch class, which SBX's JAX policies cannot take; with "
+            "sac_backend='sbx' use net_arch, n_critics, log_std_init (or sac_backend: sb3)"
+        )
+    if config.evaluation.worst_case_steps > 0:  # the fresh worst-case adversary is SB3 SAC
+        from sbx import SAC as SBXSAC
+
+        sb3_arguments = constructor_arguments(ALGORITHMS["sac"])
+        sbx_only = sorted(set(config.worst_case_settings()) - sb3_arguments)
+        if sbx_only:
+            shared = sorted(
+                sb3_arguments & constructor_arguments(SBXSAC) - {"policy", "env", "seed", "device"}
+            )
+            raise ValueError(
+                f"hyperparams {sbx_only[0]!r} is an SBX-only SAC argument, but the worst-case adversary is SB3 SAC: "
+                f"with evaluation.worst_case_steps > 0 use the shared ones ({', '.join(shared)})"
+            )
+
+
 def build_player(
     config: AdversarialConfig,
     role: Literal["protagonist", "adversary"],
@@ -573,11 +630,8 @@ def build_player(
     **overrides: Any,
 ) -> BaseAlgorithm:
     """A fresh SB3 learner for ``role`` on ``env``, exactly as the config trains it (``overrides`` win)."""
-    if role == "protagonist":
-        cls, settings = ALGORITHMS[config.protagonist_algo], config.protagonist_settings()
-    else:
-        cls = TemperedSAC if config.conditioned else ALGORITHMS[config.adversary_algo]
-        settings = config.adversary_settings()
+    cls = player_class(config, role)
+    settings = config.protagonist_settings() if role == "protagonist" else config.adversary_settings()
     return cls(
         "MlpPolicy",
         env,
@@ -599,6 +653,11 @@ def load_players(
     ``.zip`` files of the folder, whose ``data`` entry is a pickle, are not opened.
     """
     run_dir = Path(run_dir)
+    if config.sac_backend == "sbx":
+        raise ValueError(
+            f"{run_dir} was trained with sac_backend='sbx', whose players have no safetensors weights: only "
+            "sac_backend='sb3' runs are re-evaluated from their folder (SBX runs evaluate at the end of training)"
+        )
     if not (run_dir / "protagonist.json").exists():
         raise FileNotFoundError(
             f"{run_dir / 'protagonist.safetensors'} does not exist: is {run_dir} a finished rarl/qarl/baseline "
