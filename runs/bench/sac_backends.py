@@ -220,15 +220,17 @@ def run(args: argparse.Namespace) -> int:
         "uptime_before": _uptime(),
         "cells": [],
     }
-    for task in args.tasks:
-        for net in args.nets:
-            result["cells"].append(measure_cell(task, net, args.steps, args.rounds, args.learning_starts))
-            atomic_write_json(out / f"{STEM}.json", result)  # partial results survive a kill
-    result["uptime_after"] = _uptime()
-    result["verdict"] = verdict(result["cells"], args.threshold)
-    text = markdown(result, command_line(args, NAME))
-    atomic_write_text(out / f"{STEM}.md", text)
-    atomic_write_json(out / f"{STEM}.json", result)
+    cells = [(task, net) for task in args.tasks for net in args.nets]
+    for task, net in cells:
+        result["cells"].append(measure_cell(task, net, args.steps, args.rounds, args.learning_starts))
+        # After every cell, so that a killed run leaves its finished cells reported.
+        result["uptime_after"] = _uptime()
+        result["verdict"] = verdict(result["cells"], args.threshold)
+        if len(result["cells"]) < len(cells):
+            result["verdict"] += f" (after {len(result['cells'])} of {len(cells)} cells)"
+        text = markdown(result, command_line(args, NAME))
+        atomic_write_text(out / f"{STEM}.md", text)
+        atomic_write_json(out / f"{STEM}.json", result)
     print(text)
     for path in publish(out, (f"{STEM}.md", f"{STEM}.json"), args.publish):
         print(f"published: {path}")
