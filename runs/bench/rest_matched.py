@@ -353,8 +353,9 @@ def run(args: argparse.Namespace) -> int:
             },
             "work_dir": str(out / "runs" / f"seed_{seed}"),  # not part of the cell's identity
         }
-        for seed in args.seeds
+        # Arm-major: parallel workers start on different seeds, whose shared stages then run side by side.
         for arm in arms
+        for seed in args.seeds
     ]
     rows = run_sweep(cells, f"{__name__}:run_cell", out, **sweep_options(args))
     command = command_line(args, NAME)
