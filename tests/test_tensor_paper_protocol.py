@@ -103,3 +103,4 @@ def test_report_only_reports_finished_cells_and_refuses_an_empty_folder(tmp_path
     assert (
         "Pendulum-v1 x nn-paper, Pendulum-v1 x mlp-zoo" in missing and "Pendulum-v1 x tensor" not in missing
     )
+    assert (out / "tensor_paper_protocol.png").stat().st_size > 0  # one seed: its curve, no interval

@@ -388,7 +388,7 @@ def comparisons(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "baseline": baseline,
                     "horizon": horizon,
                     "p_tensor_sooner": interval.value,
-                    "ci": [interval.low, interval.high],
+                    "ci": [None if math.isnan(v) else v for v in (interval.low, interval.high)],
                     "seeds": [len(x), len(y)],
                 }
             )
@@ -401,7 +401,7 @@ def curves(rows: list[dict[str, Any]], env_id: str, policy: str, axis: str, poin
 
     group = [np.array(r["episodes"], dtype=np.float64).reshape(-1, 3) for r in rows]
     group = [g for g in group if len(g) >= WINDOW]
-    if len(group) < 2:
+    if not group:  # one run: its curve, the interval collapses onto it
         return None
     smooth = [np.convolve(g[:, 1], np.ones(WINDOW) / WINDOW, mode="valid") for g in group]
     if axis == "episodes":
@@ -424,7 +424,7 @@ def curves(rows: list[dict[str, Any]], env_id: str, policy: str, axis: str, poin
 
 
 def all_curves(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """curves[env][policy] = {"episodes": ..., "steps": ...} for every (env, policy) with >= 2 runs."""
+    """curves[env][policy] = {"episodes": ..., "steps": ...} for every (env, policy) with a finished run."""
     result: dict[str, dict[str, dict[str, Any]]] = {}
     for env_id in ENVS:
         for policy in POLICIES:
@@ -518,7 +518,7 @@ def report(
     for c in compared:
         lines.append(
             f"| {c['env']} | {c['baseline']} | {c['horizon']:,} | {c['p_tensor_sooner']:.2f} | "
-            f"[{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] |"
+            + (f"[{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] |" if c["ci"][0] is not None else "n/a (1 seed) |")
         )
     if missing:
         lines += ["", "No finished run (yet) of: " + ", ".join(missing) + "."]
