@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 from stable_baselines3 import SAC
-from stable_baselines3.common.logger import Logger
+from tempered_buffers import filled_model
 
 from aligngym.agents.adversarial.evaluation import (
     EvaluationConfig,
@@ -89,34 +89,6 @@ def test_wrapper_rejects_non_box_observations() -> None:
 # -- the adversary's per-sample entropy temperature -------------------------------------------------
 
 
-def _filled_model(cls, alphas: np.ndarray, **kwargs):
-    """A SAC-family model on an alpha-carrying env whose replay buffer holds the same 64 transitions."""
-    env = TemperatureObservation(gym.make("Pendulum-v1"), PointTemperature(0.0))
-    model = cls(
-        "MlpPolicy",
-        env,
-        seed=0,
-        learning_starts=10_000,
-        batch_size=32,
-        policy_kwargs={"net_arch": [16, 16]},
-        **kwargs,
-    )
-    model.set_logger(Logger(None, []))
-    rng = np.random.default_rng(0)
-    for i in range(64):
-        obs = np.append(rng.normal(size=3), alphas[i % len(alphas)]).astype(np.float32)
-        next_obs = np.append(rng.normal(size=3), alphas[i % len(alphas)]).astype(np.float32)
-        model.replay_buffer.add(
-            obs[None],
-            next_obs[None],
-            rng.uniform(-2, 2, (1, 1)),
-            np.array([rng.normal()]),
-            np.array([False]),
-            [{}],
-        )
-    return model
-
-
 def _one_update(model) -> list[torch.Tensor]:
     torch.manual_seed(1)
     np.random.seed(1)
@@ -126,18 +98,18 @@ def _one_update(model) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 def test_tempered_sac_with_constant_alpha_equals_sac_with_that_ent_coef(alpha: float) -> None:
-    tempered = _one_update(_filled_model(TemperedSAC, np.array([alpha])))
-    plain = _one_update(_filled_model(SAC, np.array([alpha]), ent_coef=alpha))
+    tempered = _one_update(filled_model(TemperedSAC, np.array([alpha])))
+    plain = _one_update(filled_model(SAC, np.array([alpha]), ent_coef=alpha))
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(tempered, plain))
 
 
 def test_tempered_sac_uses_each_samples_alpha() -> None:
-    mixed = _filled_model(TemperedSAC, np.array([0.0, 0.6]))
+    mixed = filled_model(TemperedSAC, np.array([0.0, 0.6]))
     obs = torch.tensor([[0.1, 0.2, 0.3, 0.0], [0.1, 0.2, 0.3, 0.6], [0.0, 0.0, 0.0, 2.0]])
     log_prob = torch.tensor([-1.0, -2.0, 0.5])
     assert torch.equal(mixed.entropy_terms(obs, log_prob), torch.tensor([[0.0], [-1.2], [1.0]]))
     # Not one global coefficient: the mixed-alpha update differs from SAC at the mean alpha (0.3).
-    at_mean = _one_update(_filled_model(SAC, np.array([0.0, 0.6]), ent_coef=0.3))
+    at_mean = _one_update(filled_model(SAC, np.array([0.0, 0.6]), ent_coef=0.3))
     updated = _one_update(mixed)
     assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(updated, at_mean))
     assert mixed.logger.name_to_value["train/ent_coef"] == pytest.approx(0.3, abs=0.15)

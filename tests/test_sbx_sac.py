@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from sbx import SAC
-from stable_baselines3.common.logger import Logger
+from tempered_buffers import filled_model
 
 from aligngym.agents.adversarial.evaluation import EvaluationConfig
 from aligngym.agents.adversarial.sbx_sac import ObservedTemperature, TemperedSBXSAC
@@ -29,34 +29,6 @@ from aligngym.agents.adversarial.training import (
 )
 from aligngym.agents.sb3_algorithms import ALGORITHMS
 from aligngym.runs.recipes import recipe_from_dict
-
-
-def _filled_model(cls, alphas: np.ndarray, **kwargs):
-    """An SBX SAC-family model on an alpha-carrying Pendulum whose replay buffer holds the same 64 transitions."""
-    env = TemperatureObservation(gym.make("Pendulum-v1"), PointTemperature(0.0))
-    model = cls(
-        "MlpPolicy",
-        env,
-        seed=0,
-        learning_starts=10_000,
-        batch_size=32,
-        policy_kwargs={"net_arch": [16, 16]},
-        **kwargs,
-    )
-    model.set_logger(Logger(None, []))
-    rng = np.random.default_rng(0)
-    for i in range(64):
-        obs = np.append(rng.normal(size=3), alphas[i % len(alphas)]).astype(np.float32)
-        next_obs = np.append(rng.normal(size=3), alphas[i % len(alphas)]).astype(np.float32)
-        model.replay_buffer.add(
-            obs[None],
-            next_obs[None],
-            rng.uniform(-2, 2, (1, 1)),
-            np.array([rng.normal()]),
-            np.array([False]),
-            [{}],
-        )
-    return model
 
 
 def _parameters(model) -> list[np.ndarray]:
@@ -78,9 +50,9 @@ def _weights_after_training(
 ) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, float]]:
     """Weights before and after 5 updates on the same data, and the logged values (each JIT costs seconds)."""
     if tempered:
-        model = _filled_model(TemperedSBXSAC, np.array(alphas), temperature_index=temperature_index)
+        model = filled_model(TemperedSBXSAC, np.array(alphas), temperature_index=temperature_index)
     else:
-        model = _filled_model(SAC, np.array(alphas), ent_coef=ent_coef)
+        model = filled_model(SAC, np.array(alphas), ent_coef=ent_coef)
     before = _parameters(model)
     return before, _updated(model), dict(model.logger.name_to_value)
 
@@ -131,9 +103,9 @@ def _critic_after_one_update(
 @pytest.mark.parametrize("planted_bug", [False, True])
 def test_the_soft_target_uses_the_next_observations_alpha(planted_bug: bool) -> None:
     batch = _batch(obs_alpha=0.0, next_alpha=0.5)
-    tempered = _critic_after_one_update(_filled_model(TemperedSBXSAC, np.array([0.0])), batch, planted_bug)
-    at_next = _critic_after_one_update(_filled_model(SAC, np.array([0.0]), ent_coef=0.5), batch)
-    at_current = _critic_after_one_update(_filled_model(SAC, np.array([0.0]), ent_coef=0.0), batch)
+    tempered = _critic_after_one_update(filled_model(TemperedSBXSAC, np.array([0.0])), batch, planted_bug)
+    at_next = _critic_after_one_update(filled_model(SAC, np.array([0.0]), ent_coef=0.5), batch)
+    at_current = _critic_after_one_update(filled_model(SAC, np.array([0.0]), ent_coef=0.0), batch)
     assert _same(tempered, at_next) != planted_bug  # the planted bug fails here
     assert _same(tempered, at_current) == planted_bug
 
@@ -147,9 +119,9 @@ def test_the_actor_loss_uses_the_current_observations_alpha() -> None:
         state, *_ = type(model).update_actor(policy.actor_state, policy.qf_state, model.ent_coef_state, *args)
         return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(state.params)]
 
-    tempered = actor_after_one_update(_filled_model(TemperedSBXSAC, np.array([0.0])))
-    assert _same(tempered, actor_after_one_update(_filled_model(SAC, np.array([0.0]), ent_coef=0.5)))
-    assert not _same(tempered, actor_after_one_update(_filled_model(SAC, np.array([0.0]), ent_coef=0.0)))
+    tempered = actor_after_one_update(filled_model(TemperedSBXSAC, np.array([0.0])))
+    assert _same(tempered, actor_after_one_update(filled_model(SAC, np.array([0.0]), ent_coef=0.5)))
+    assert not _same(tempered, actor_after_one_update(filled_model(SAC, np.array([0.0]), ent_coef=0.0)))
 
 
 def test_each_sample_has_its_own_alpha() -> None:
