@@ -49,14 +49,14 @@ class PointMassModel:
             raise ValueError(f"unknown body {body!r}; the point mass has one body: {BODY!r}")
         return self.mass
 
-    def perturbed(self, perturbation: Perturbation, bodies_given: bool) -> PointMassModel:
+    def perturbed(self, perturbation: Perturbation) -> PointMassModel:
         """This model scaled by ``perturbation`` (mass, friction, gear = protagonist force)."""
         if perturbation.gravity_scale != 1.0:
             raise ValueError(
                 f"gravity_scale={perturbation.gravity_scale!r}: the point mass moves in a horizontal plane "
                 "without gravity; valid perturbations: mass_scale, friction_scale, gear_scale"
             )
-        if bodies_given and perturbation.mass_scale != 1.0:
+        if perturbation.mass_scale != 1.0:
             for body in perturbation.mass_bodies:
                 self.nominal_mass(body)
         return PointMassModel(
@@ -110,7 +110,6 @@ class PointMassWindEnv(gym.Env, EzPickle):
             raise ValueError(f"reset_noise_scale={reset_noise_scale!r} must be in [0, {self.SIZE / 2})")
         self.force_bound = force_bound
         self.reset_noise_scale = float(reset_noise_scale)
-        self.bodies: tuple[str, ...] = (BODY,)
         self.adversary_action_names = [f"{BODY}:fx"]
         """What each adversary action component pushes (the wind is horizontal)."""
         self.nominal = PointMassModel()
@@ -140,7 +139,7 @@ class PointMassWindEnv(gym.Env, EzPickle):
             raise ValueError(
                 f"unknown reset option(s) {', '.join(map(repr, unknown))}; valid options: {', '.join(PERTURBATION_KEYS)}"
             )
-        self.model = self.nominal.perturbed(perturbation, bodies_given=True)
+        self.model = self.nominal.perturbed(perturbation)
         self.perturbation = perturbation
         x, y = self.START
         if self.reset_noise_scale > 0:

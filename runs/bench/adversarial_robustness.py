@@ -128,18 +128,23 @@ def versus(rows: list[dict[str, Any]], baseline: list[dict[str, Any]], metric: s
     return probability, paired_difference(a, b).text(1, signed=True)
 
 
+def run_config(row: dict[str, Any]) -> dict[str, Any]:
+    """The ``config`` section of a run folder's ``config.yaml`` (plain YAML)."""
+    import yaml
+
+    return (yaml.safe_load((Path(row["run_dir"]) / "config.yaml").read_text()) or {}).get("config", {})
+
+
 def curriculum_trace(row: dict[str, Any]) -> dict[str, Any] | None:
     """A QARL run's curriculum from its ``iterations.csv``: the alpha-mean trace and where it reached its target."""
     import csv
-
-    import yaml
 
     run_dir = Path(row["run_dir"])
     path = run_dir / "iterations.csv"
     if row["method"] != "qarl" or not path.is_file():
         return None
-    records = list(csv.DictReader(path.open()))
-    config = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("config", {})
+    records = list(csv.DictReader(path.read_text().splitlines()))
+    config = run_config(row)
     stop_kl = float((config.get("curriculum") or {}).get("stop_kl", 0.01))
     reached = next(
         (
@@ -192,9 +197,8 @@ def plot_curriculum(traces: list[dict[str, Any]], target: float, path: Path, tit
 
 def protocol_line(rows: list[dict[str, Any]]) -> str:
     """The settings every run shares, read from the first run's config.yaml."""
-    import yaml
 
-    config = (yaml.safe_load((Path(rows[0]["run_dir"]) / "config.yaml").read_text()) or {}).get("config", {})
+    config = run_config(rows[0])
     evaluation = config.get("evaluation") or {}
     return (
         f"Protocol: `{config.get('env_id')}` with env_kwargs {config.get('env_kwargs')}, horizon "
@@ -268,9 +272,7 @@ def report(
                 )
     traces = [t for t in (curriculum_trace(r) for r in by_method.get("qarl", [])) if t is not None]
     if traces:
-        import yaml
-
-        config = yaml.safe_load((Path(by_method["qarl"][0]["run_dir"]) / "config.yaml").read_text())["config"]
+        config = run_config(by_method["qarl"][0])
         curriculum = config.get("curriculum") or {}
         target = float(curriculum.get("target_concentration", 1.0)) / float(curriculum.get("rate", 1000.0))
         reached = sum(t["reached_iteration"] is not None for t in traces)
