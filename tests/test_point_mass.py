@@ -163,3 +163,26 @@ def test_the_strongest_constant_push_is_the_wind_both_ways():
     env = PointMassWindEnv(force_bound=7.0)
     pushes = constant_pushes(env.adversary_action_names, env.force_bound)
     assert {k: v.tolist() for k, v in pushes.items()} == {"+fx": [7.0], "-fx": [-7.0]}
+
+
+def _returns(protagonist, wind, horizon=150) -> tuple[float, float]:
+    """Undiscounted and discounted (gamma 0.99) return of a fixed action and a constant wind (None: no wind)."""
+    env = gym.make(GAME, max_episode_steps=horizon)
+    env.reset(seed=0)
+    total = discounted = 0.0
+    for t in range(horizon):
+        _, reward, terminated, truncated, _ = env.step({"protagonist": protagonist, "adversary": wind})
+        total, discounted = total + reward, discounted + 0.99**t * reward
+        if terminated or truncated:
+            break
+    return total, discounted
+
+
+def test_the_reference_returns_quoted_in_the_recipes_and_docs():
+    """xi = -56.5 of qarl-pointmass is halfway between these two discounted returns; the docs quote the rest."""
+    straight, still = _returns(UP, None), _returns([0.0, 0.0], None)
+    assert straight == pytest.approx((-50.8, -39.1), abs=0.05)
+    assert still == pytest.approx((-142.5, -74.0), abs=0.05)
+    assert (straight[1] + still[1]) / 2 == pytest.approx(-56.5, abs=0.1)
+    assert _returns(UP, [10.0])[0] == pytest.approx(-138.0, abs=0.05)
+    assert _returns(UP, [2.0])[0] < -130  # a constant 2 N wind already keeps a straight flight off the goal
