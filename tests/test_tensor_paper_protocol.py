@@ -84,6 +84,25 @@ def test_a_cell_logs_every_episode_of_the_papers_pendulum():
     assert (episodes[:, 1] < 0).all()  # Pendulum's rewards are costs
 
 
+def test_the_papers_discrete_pendulum_has_three_torques_its_parameter_counts_and_no_zoo_cell():
+    """src/environments/pendulum.py: action a applies 2a - 2; the paper counts 630 (tensor) / 772 (NN)."""
+    import gymnasium as gym
+
+    raw, wrapped = gym.make("Pendulum-v1"), bench.discrete_torques(gym.make("Pendulum-v1"), [-2.0, 0.0, 2.0])
+    assert wrapped.action_space == gym.spaces.Discrete(3)
+    for action, torque in ((0, -2.0), (1, 0.0), (2, 2.0)):
+        raw.reset(seed=3), wrapped.reset(seed=3)
+        assert np.allclose(wrapped.step(action)[0], raw.step(np.array([torque], dtype=np.float32))[0])
+    grid = bench.cells(["Pendulum-v1-discrete"], list(bench.POLICIES), seeds=1, scale=0.001, runs=None)
+    assert [c["method"] for c in grid] == ["tensor", "nn-paper"]
+    assert all(c["config"]["gym_id"] == "Pendulum-v1" for c in grid)
+    # the other envs' cells carry no such keys: their keys (and finished rows) stay as they were
+    assert not any("torques" in c["config"] for c in bench.cells(["Pendulum-v1"], ["tensor"], 1, 1.0, None))
+    result = bench.run_cell(grid[0])
+    episodes = np.array(result["episodes"])
+    assert result["parameters"] == 630 and episodes.shape == (10, 3) and (episodes[:, 2] == 1000).all()
+
+
 def test_report_only_reports_finished_cells_and_refuses_an_empty_folder(tmp_path, capsys):
     out = tmp_path / "o"
     args = ["bench", "tensor-paper-protocol", "--seeds", "2", "--envs", "Pendulum-v1", "--out", str(out)]
