@@ -53,15 +53,6 @@ from aligngym.rewards.losses import LossSpec
 
 log = logging.getLogger(__name__)
 
-RESULT_KEYS = (
-    "normalized_return",
-    "true_return",
-    "clean_accuracy",
-    "outlier_precision",
-    "outlier_recall",
-    "flagged_fraction",
-)
-
 
 @dataclass
 class TextCellBudget:

@@ -275,6 +275,17 @@ def train_diagnostics(net: RewardNet, train: PreferencePairs, loss_fn: Preferenc
     return metrics
 
 
+RESULT_KEYS = (
+    "normalized_return",
+    "true_return",
+    "clean_accuracy",
+    "outlier_precision",
+    "outlier_recall",
+    "flagged_fraction",
+)
+"""The metrics every reward-robustness cell reports, control and text alike (null where one does not apply)."""
+
+
 def outlier_scores(flagged: np.ndarray | None, corrupted: np.ndarray) -> dict[str, float]:
     """Flagged fraction and precision / recall of flagged pairs against the truly corrupted ones.
 

@@ -42,14 +42,6 @@ REFERENCE_METHOD = "true-reward"
 CONTROL_CELL = "aligngym.runs.reward_benchmark:control_cell"
 REFERENCE_CELL = "aligngym.runs.reward_benchmark:reference_cell"
 TEXT_CELL = "aligngym.runs.reward_benchmark:text_cell"
-RESULT_KEYS = (
-    "normalized_return",
-    "true_return",
-    "clean_accuracy",
-    "outlier_precision",
-    "outlier_recall",
-    "flagged_fraction",
-)
 
 
 @dataclass
@@ -534,6 +526,7 @@ def fixed_pairs_metrics(
 def control_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     """One control cell: fixed-pairs metrics and/or preference-based RL under one teacher."""
     from aligngym.agents.preference_rl import PreferenceRLConfig, normalized_return, run_preference_rl
+    from aligngym.rewards.fitting import RESULT_KEYS
     from aligngym.rewards.teachers import make_teacher
 
     _set_threads()

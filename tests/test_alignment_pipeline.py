@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from aligngym.alignment.preference_data import PairPool, label_pool
-from aligngym.alignment.text_pipeline import RESULT_KEYS, TextCellBudget, run_text_cell
+from aligngym.alignment.text_pipeline import TextCellBudget, run_text_cell
+from aligngym.rewards.fitting import RESULT_KEYS
 
 SMALL = {
     "sft_examples": 96,
