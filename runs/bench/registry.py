@@ -26,6 +26,7 @@ MODULES = (
     "rest_matched",
     "tensor_vs_mlp",
     "tensor_paper_protocol",
+    "tensor_paper_trainer",
     "tensor_throughput",
     "tensor_distillation",
     "react_parse",
