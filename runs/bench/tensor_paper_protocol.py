@@ -228,8 +228,9 @@ PROTOCOLS: dict[str, Protocol] = {
     # within this 600k budget the paper has the tensor policy reaching it and the NN not yet. The public
     # softmax clamp [min_logit, 1] at max_p 0.99 is the symmetric clamp +-ln(198)/2 = 2.644 (beta 1).
     # The zoo has no setting for this env: no mlp-zoo cell.
+    # Its PendulumEnvDiscrete keeps Gymnasium's default g = 10 (the continuous runs set 9.81).
     "Pendulum-v1-discrete": Protocol(
-        env_kwargs={"g": 9.81, "max_episode_steps": 1000},
+        env_kwargs={"g": 10.0, "max_episode_steps": 1000},
         threshold=-1000.0,
         gym_id="Pendulum-v1",
         torques=(-2.0, 0.0, 2.0),

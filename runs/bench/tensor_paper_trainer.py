@@ -46,7 +46,7 @@ Differences from the public code, kept on purpose:
 - The Gaussian agent's Adam holds only the actor's parameters (public: actor and critic; under torch >= 2.0
   the critic's gradients are None at every Adam step, so Adam never moves them: the same updates).
 - Discrete Pendulum: the public PendulumEnvDiscrete (torque 2a - 2, gymnasium's default g = 10, not the
-  9.81 of its continuous runs and of tensor-paper-protocol's discrete cells).
+  9.81 of its continuous runs; tensor-paper-protocol's discrete cells use g = 10 too).
 - gymnasium 1.x (the public code pins 0.29.1; the two were not diffed here).
 - Parameters reported = actor + critic + log-std, as tensor-paper-protocol counts them (the paper's
   counts leave the log-std out: Pendulum 300 / 642 here 301 / 643).
