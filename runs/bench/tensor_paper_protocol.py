@@ -33,6 +33,7 @@ import argparse
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -595,13 +596,16 @@ def report(
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_grid_arguments(
+    parser: argparse.ArgumentParser, envs: Sequence[str], policies: Sequence[str], name: str
+) -> None:
+    """The options of a protocol benchmark (this one, ``tensor-paper-trainer``): grid, sweep and output."""
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per (env, policy); more extends")
     parser.add_argument(
-        "--envs", nargs="+", default=list(ENVS), help=f"envs, run in this order (choices: {', '.join(ENVS)})"
+        "--envs", nargs="+", default=list(envs), help=f"envs, run in this order (choices: {', '.join(envs)})"
     )
     parser.add_argument(
-        "--policies", nargs="+", default=list(POLICIES), help=f"choices: {', '.join(POLICIES)}"
+        "--policies", nargs="+", default=list(policies), help=f"choices: {', '.join(policies)}"
     )
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply every budget (e.g. 0.01 for a smoke run)"
@@ -612,64 +616,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run no cell: report the grid's cells already in OUT/results.jsonl (e.g. of an interrupted run)",
     )
     add_sweep_arguments(parser, workers=1)
-    add_output_arguments(parser, NAME)
+    add_output_arguments(parser, name)
 
 
-def check_arguments(args: argparse.Namespace) -> None:
+def check_grid_arguments(args: argparse.Namespace, envs: Sequence[str], policies: Sequence[str]) -> None:
     """UsageError naming the first bad --envs / --policies / --seeds / --scale value and the valid choices."""
-    for name, values, valid in (("--envs", args.envs, ENVS), ("--policies", args.policies, POLICIES)):
+    for flag, values, valid in (("--envs", args.envs, envs), ("--policies", args.policies, policies)):
         for value in values:
             if value not in valid:
-                raise UsageError(f"{name} {value!r} is not one of: {', '.join(valid)}")
+                raise UsageError(f"{flag} {value!r} is not one of: {', '.join(valid)}")
         if len(set(values)) != len(values):
-            raise UsageError(f"{name} lists a value twice: {' '.join(values)}")
+            raise UsageError(f"{flag} lists a value twice: {' '.join(values)}")
     if args.seeds < 1:
         raise UsageError(f"--seeds={args.seeds} must be >= 1")
     if not args.scale > 0:
         raise UsageError(f"--scale={args.scale} must be > 0")
 
 
-def run(args: argparse.Namespace) -> int:
-    from aligngym.files import atomic_write_json, atomic_write_text
+def grid_rows(
+    args: argparse.Namespace, grid: list[dict[str, Any]], out: Path, cell_function: str
+) -> list[dict[str, Any]]:
+    """The grid's rows: run what is unfinished, or with ``--report-only`` only read the finished ones."""
     from aligngym.runs.sweep import RESULTS_FILE, cell_key, finished_rows, read_rows, run_sweep
 
-    check_arguments(args)
-    out = out_dir(args, NAME)
-    grid = cells(args.envs, args.policies, args.seeds, args.scale, out / "runs")
-    start, load = time.perf_counter(), " ".join(f"{x:.2f}" for x in os.getloadavg())
-    if args.report_only:
-        keys = {cell_key(c) for c in grid}
-        rows = [r for r in finished_rows(read_rows(out / RESULTS_FILE)) if r["key"] in keys]
-        if not rows:
-            raise UsageError(f"{out / RESULTS_FILE} holds no finished cell of this grid")
-    else:
-        rows = run_sweep(grid, f"{__name__}:run_cell", out, **sweep_options(args))
+    if not args.report_only:
+        return run_sweep(grid, cell_function, out, **sweep_options(args))
+    keys = {cell_key(c) for c in grid}
+    rows = [r for r in finished_rows(read_rows(out / RESULTS_FILE)) if r["key"] in keys]
+    if not rows:
+        raise UsageError(f"{out / RESULTS_FILE} holds no finished cell of this grid")
+    return rows
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_grid_arguments(parser, ENVS, POLICIES, NAME)
+
+
+def write_outputs(
+    args: argparse.Namespace,
+    name: str,
+    files: Sequence[str],
+    out: Path,
+    rows: list[dict[str, Any]],
+    timing: tuple[float, str],
+    missing: list[str],
+    protocols: dict[str, Any],
+    render: Callable[..., str] = report,
+) -> None:
+    """The report (``render``-ed markdown), its JSON (settings, summary, curves, cells) and the plot in OUT."""
+    from aligngym.files import atomic_write_json, atomic_write_text
+
+    start, load = timing
     wall_s = time.perf_counter() - start
     summary = summarise(rows)
     compared = comparisons(summary)
     curve_sets = all_curves(rows)
-    done = {(r["env"], r["method"]) for r in rows}
-    missing = [
-        f"{e} x {p}" for e, protocol in PROTOCOLS.items() for p in protocol.settings if (e, p) not in done
-    ]
-    command = command_line(args, NAME)
-    text = report(summary, compared, command, wall_s, load, missing)
-    atomic_write_text(out / FILES[0], text)
+    command = command_line(args, name)
+    text = render(summary, compared, command, wall_s, load, missing)
+    atomic_write_text(out / files[0], text)
     atomic_write_json(
-        out / FILES[1],
+        out / files[1],
         {
             "command": command,
             "load_at_start": load,
             "wall_s": wall_s,
             "window": WINDOW,
-            "protocols": {
-                e: {
-                    "threshold": p.threshold,
-                    "env_kwargs": p.env_kwargs,
-                    "settings": {k: vars(v) for k, v in p.settings.items()},
-                }
-                for e, p in PROTOCOLS.items()
-            },
+            "protocols": protocols,
             "summary": summary,
             "comparisons": compared,
             "curves": curve_sets,
@@ -682,8 +694,29 @@ def run(args: argparse.Namespace) -> int:
             ],
         },
     )
-    plot(curve_sets, summary, out / FILES[2])
+    plot(curve_sets, summary, out / files[2])
     print(text)
-    for path in publish(out, FILES, args.publish):
+    for path in publish(out, files, args.publish):
         print(f"published: {path}")
+
+
+def run(args: argparse.Namespace) -> int:
+    check_grid_arguments(args, ENVS, POLICIES)
+    out = out_dir(args, NAME)
+    grid = cells(args.envs, args.policies, args.seeds, args.scale, out / "runs")
+    timing = time.perf_counter(), " ".join(f"{x:.2f}" for x in os.getloadavg())
+    rows = grid_rows(args, grid, out, f"{__name__}:run_cell")
+    done = {(r["env"], r["method"]) for r in rows}
+    missing = [
+        f"{e} x {p}" for e, protocol in PROTOCOLS.items() for p in protocol.settings if (e, p) not in done
+    ]
+    protocols = {
+        e: {
+            "threshold": p.threshold,
+            "env_kwargs": p.env_kwargs,
+            "settings": {k: vars(v) for k, v in p.settings.items()},
+        }
+        for e, p in PROTOCOLS.items()
+    }
+    write_outputs(args, NAME, FILES, out, rows, timing, missing, protocols)
     return 0

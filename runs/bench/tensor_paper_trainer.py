@@ -67,24 +67,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aligngym.runs.bench.options import (
-    add_output_arguments,
-    add_sweep_arguments,
-    command_line,
-    out_dir,
-    publish,
-    sweep_options,
-)
+from aligngym.runs.bench.options import out_dir
 from aligngym.runs.bench.tensor_paper_protocol import (
     PROTOCOLS,
-    WINDOW,
-    all_curves,
-    comparisons,
-    plot,
+    add_grid_arguments,
+    check_grid_arguments,
+    grid_rows,
     report,
-    summarise,
+    write_outputs,
 )
-from aligngym.runs.errors import UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -586,37 +577,7 @@ def run_cell(cell: dict[str, Any], progress: Any = None) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per (env, policy); more extends")
-    parser.add_argument(
-        "--envs", nargs="+", default=list(ENVS), help=f"envs, run in this order (choices: {', '.join(ENVS)})"
-    )
-    parser.add_argument(
-        "--policies", nargs="+", default=list(POLICIES), help=f"choices: {', '.join(POLICIES)}"
-    )
-    parser.add_argument(
-        "--scale", type=float, default=1.0, help="multiply every budget (e.g. 0.05 for a smoke run)"
-    )
-    parser.add_argument(
-        "--report-only",
-        action="store_true",
-        help="run no cell: report the grid's cells already in OUT/results.jsonl (e.g. of an interrupted run)",
-    )
-    add_sweep_arguments(parser, workers=1)
-    add_output_arguments(parser, NAME)
-
-
-def check_arguments(args: argparse.Namespace) -> None:
-    """UsageError naming the first bad --envs / --policies / --seeds / --scale value and the valid choices."""
-    for name, values, valid in (("--envs", args.envs, ENVS), ("--policies", args.policies, POLICIES)):
-        for value in values:
-            if value not in valid:
-                raise UsageError(f"{name} {value!r} is not one of: {', '.join(valid)}")
-        if len(set(values)) != len(values):
-            raise UsageError(f"{name} lists a value twice: {' '.join(values)}")
-    if args.seeds < 1:
-        raise UsageError(f"--seeds={args.seeds} must be >= 1")
-    if not args.scale > 0:
-        raise UsageError(f"--scale={args.scale} must be > 0")
+    add_grid_arguments(parser, ENVS, POLICIES, NAME)
 
 
 def trainer_report(
@@ -640,58 +601,20 @@ def trainer_report(
 
 
 def run(args: argparse.Namespace) -> int:
-    from aligngym.files import atomic_write_json, atomic_write_text
-    from aligngym.runs.sweep import RESULTS_FILE, cell_key, finished_rows, read_rows, run_sweep
-
-    check_arguments(args)
+    check_grid_arguments(args, ENVS, POLICIES)
     out = out_dir(args, NAME)
     grid = cells(args.envs, args.policies, args.seeds, args.scale, out / "runs")
-    start, load = time.perf_counter(), " ".join(f"{x:.2f}" for x in os.getloadavg())
-    if args.report_only:
-        keys = {cell_key(c) for c in grid}
-        rows = [r for r in finished_rows(read_rows(out / RESULTS_FILE)) if r["key"] in keys]
-        if not rows:
-            raise UsageError(f"{out / RESULTS_FILE} holds no finished cell of this grid")
-    else:
-        rows = run_sweep(grid, f"{__name__}:run_cell", out, **sweep_options(args))
-    wall_s = time.perf_counter() - start
-    summary = summarise(rows)
-    compared = comparisons(summary)
-    curve_sets = all_curves(rows)
+    timing = time.perf_counter(), " ".join(f"{x:.2f}" for x in os.getloadavg())
+    rows = grid_rows(args, grid, out, f"{__name__}:run_cell")
     done = {(r["env"], r["method"]) for r in rows}
     missing = [f"{e} x {p}" for e in ENVS for p in POLICIES if (e, p) not in done]
-    command = command_line(args, NAME)
-    text = trainer_report(summary, compared, command, wall_s, load, missing)
-    atomic_write_text(out / FILES[0], text)
-    atomic_write_json(
-        out / FILES[1],
-        {
-            "command": command,
-            "load_at_start": load,
-            "wall_s": wall_s,
-            "window": WINDOW,
-            "protocols": {
-                e: {
-                    "threshold": PROTOCOLS[e].threshold,
-                    "budget": budget(e),
-                    "settings": {p: asdict(s) for p, s in SETTINGS[e].items()},
-                }
-                for e in ENVS
-            },
-            "summary": summary,
-            "comparisons": compared,
-            "curves": curve_sets,
-            "cells": [
-                {
-                    k: r[k]
-                    for k in ("env", "method", "seed", "parameters", "timesteps", "train_wall_s", "episodes")
-                }
-                for r in rows
-            ],
-        },
-    )
-    plot(curve_sets, summary, out / FILES[2])
-    print(text)
-    for path in publish(out, FILES, args.publish):
-        print(f"published: {path}")
+    protocols = {
+        e: {
+            "threshold": PROTOCOLS[e].threshold,
+            "budget": budget(e),
+            "settings": {p: asdict(s) for p, s in SETTINGS[e].items()},
+        }
+        for e in ENVS
+    }
+    write_outputs(args, NAME, FILES, out, rows, timing, missing, protocols, render=trainer_report)
     return 0
