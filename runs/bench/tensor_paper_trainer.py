@@ -185,24 +185,17 @@ def budget(env_id: str) -> int:
 def make_env(env_id: str) -> Any:
     """The public code's env without wrappers: gym.make(id) (Pendulum: g=9.81) or PendulumEnvDiscrete()."""
     import gymnasium as gym
-    from gymnasium.envs.classic_control.pendulum import PendulumEnv, angle_normalize
+    from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
     if env_id != "Pendulum-v1-discrete":
         return gym.make(env_id, **({"g": 9.81} if env_id == "Pendulum-v1" else {})).unwrapped
 
     class PendulumEnvDiscrete(PendulumEnv):
-        """src/environments/pendulum.py: action a in {0, 1, 2} applies the torque 2a - 2."""
+        """src/environments/pendulum.py: action a in {0, 1, 2} applies the torque 2a - 2 (its copy of
+        PendulumEnv.step differs from Gymnasium's only there, so the parent's step does the rest)."""
 
         def step(self, u: int) -> tuple:
-            th, thdot = self.state
-            g, m, length, dt = self.g, self.m, self.l, self.dt
-            u = 2 * u - 2.0
-            self.last_u = u
-            costs = angle_normalize(th) ** 2 + 0.1 * thdot**2 + 0.001 * (u**2)
-            newthdot = thdot + (3 * g / (2 * length) * np.sin(th) + 3.0 / (m * length**2) * u) * dt
-            newthdot = np.clip(newthdot, -self.max_speed, self.max_speed)
-            self.state = np.array([th + newthdot * dt, newthdot])
-            return self._get_obs(), -costs, False, False, {}
+            return super().step(np.array([2 * u - 2.0]))
 
     return PendulumEnvDiscrete()
 
