@@ -174,12 +174,11 @@ FLOAT32_RETURNS = ("MountainCar-v0", "MountainCarContinuous-v0")
 """Envs whose rewards are Python floats: the public calculate_returns then builds its list of returns into a
 float32 tensor (``torch.as_tensor`` of Python floats) before ``.double()``, so the critic's targets are
 rounded to float32 there (Pendulum's rewards are numpy float64: float64 targets). Reproduced."""
-BUDGETS = {"MountainCar-v0": 400_000, "Pendulum-v1": 600_000}
-"""Env steps per cell: tensor-paper-protocol's tensor / nn-paper budgets (its Pendulum ones for both)."""
 
 
 def budget(env_id: str) -> int:
-    return BUDGETS["Pendulum-v1" if env_id.startswith("Pendulum") else "MountainCar-v0"]
+    """Env steps per cell: tensor-paper-protocol's budget of the same env (its tensor and nn-paper share it)."""
+    return PROTOCOLS[env_id].settings["tensor"].timesteps
 
 
 def make_env(env_id: str) -> Any:
